@@ -1,0 +1,1 @@
+"""falcorules-ci."""
