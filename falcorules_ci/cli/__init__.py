@@ -1,1 +1,48 @@
-"""falcorules-ci."""
+"""The ``falcorules-ci`` command line: a thin layer over the library API."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from falcorules_ci import __version__
+from falcorules_ci.cli.rules_commands import lint_command, list_command
+
+
+class InputErrorExit(click.ClickException):
+    """Bad rules, fixtures or arguments: exit code 2."""
+
+    exit_code = 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="falcorules-ci")
+def cli() -> None:
+    """Test Falco rule packs against recorded syscall and Kubernetes audit fixtures."""
+
+
+cli.add_command(lint_command)
+cli.add_command(list_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code instead of exiting when called in-process."""
+    try:
+        cli.main(args=argv, prog_name="falcorules-ci", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.UsageError as exc:
+        exc.show()
+        return 2
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
