@@ -49,6 +49,24 @@ class FieldType(enum.Enum):
     SIGTYPE = "sigtype"
     L4PROTO = "l4proto"
     SOCKFAMILY = "sockfamily"
+    # Event parameter types that only reach filters through ``evt.rawarg.NAME`` (whose declared
+    # type is DYN: the real type is the named parameter's).
+    DYN = "dyn"
+    SOCKADDR = "sockaddr"
+    SOCKTUPLE = "socktuple"
+    FDLIST = "fdlist"
+    SIGSET = "sigset"
+    CHARBUFARRAY = "charbufarray"
+    CHARBUF_PAIR_ARRAY = "charbuf_pair_array"
+    IPV4ADDR = "ipv4addr"
+    IPV4NET = "ipv4net"
+    IPV6ADDR = "ipv6addr"
+    IPV6NET = "ipv6net"
+    ENUMFLAGS8 = "enumflags8"
+    ENUMFLAGS16 = "enumflags16"
+    ENUMFLAGS32 = "enumflags32"
+    FD32 = "fd32"
+    PID32 = "pid32"
 
     @property
     def is_numeric(self) -> bool:
@@ -67,6 +85,7 @@ _NUMERIC = frozenset(
         FieldType.FD, FieldType.PID, FieldType.UID, FieldType.GID, FieldType.MODE,
         FieldType.FLAGS8, FieldType.FLAGS16, FieldType.FLAGS32, FieldType.SYSCALLID,
         FieldType.SIGTYPE, FieldType.L4PROTO, FieldType.SOCKFAMILY,
+        FieldType.ENUMFLAGS8, FieldType.ENUMFLAGS16, FieldType.ENUMFLAGS32,
     }
 )  # fmt: skip
 
@@ -98,6 +117,11 @@ class FieldInfo:
     # True when the field is a dotted prefix that accepts `.NAME` as its argument (evt.arg.NAME).
     dotted_arg: bool = False
     sysdig_known: bool = True  # whether Debian's sysdig 0.29.3 knows this field
+    filter_only: bool = False  # EPF_FILTER_ONLY: meant for conditions (libs 0.25 accepts it in outputs too)
+    print_only: bool = False  # EPF_PRINT_ONLY: meant for outputs (libsinsp does not enforce it)
+    table_only: bool = False  # EPF_TABLE_ONLY: left out of field listings
+    format_suggested: bool = False  # EPF_FORMAT_SUGGESTED: added by append_output.suggested_output
+    plugin: str = ""  # the plugin that provides the field; "" for libsinsp's built-in classes
 
 
 @dataclass(frozen=True, slots=True)

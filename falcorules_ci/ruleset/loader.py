@@ -7,6 +7,7 @@ from pathlib import Path
 
 from falcorules_ci.errors import Severity
 from falcorules_ci.fields import default_registry
+from falcorules_ci.fields.args import FieldError, match_field
 from falcorules_ci.fields.registry import FieldRegistry
 from falcorules_ci.rules.collector import Collector
 from falcorules_ci.rules.model import Context, Location, PluginRequirementGroup
@@ -63,9 +64,17 @@ def load_ruleset(
     return ruleset
 
 
-def _is_valid_lhs_field(registry: FieldRegistry, name: str, source: str) -> bool:
-    base = name.split("[", 1)[0]
-    return registry.resolve(base, source) is not None
+def _is_valid_lhs_field(registry: FieldRegistry, text: str, source: str) -> bool:
+    """Whether an exception's field compiles as a filter field for the source (with its argument)."""
+    name, bracket, rest = text.partition("[")
+    arg = rest[:-1] if bracket and rest.endswith("]") else None
+    if bracket and arg is None:
+        return False
+    try:
+        match_field(registry, name, arg, source)
+    except FieldError:
+        return False
+    return True
 
 
 class _Unreadable(Source):
