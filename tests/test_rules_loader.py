@@ -68,7 +68,7 @@ def test_condition_error_points_inside_the_condition() -> None:
     code, msg, line, col = only_error(load(RULE.replace("proc.name=cat", "proc.nme=cat")))
     assert code == "LOAD_ERR_COMPILE_CONDITION"
     assert "proc.nme" in msg
-    assert (line, col) == (4, 33)
+    assert (line, col) == (4, 32)
 
 
 def test_condition_error_in_folded_block_scalar() -> None:
@@ -304,13 +304,17 @@ def test_exceptions_single_and_tuple_forms_text() -> None:
          "When fields is a single value, comps must be one of (in, pmatch, intersects) or a modifier operator "
          "(e.g. startswith oneof)"),
         ("{name: e, fields: [proc.name], values: [[a, b]]}", "Fields and values lists must have equal length"),
-        ("{name: e, values: [a]}", "Rule exception item must have fields property with a list of fields"),
     ],
 )
 def test_exception_errors(exc: str, message: str) -> None:
     item = RULE + f"  exceptions: [{exc}]\n"
     code, msg, _, _ = only_error(load(item))
     assert (code, msg) == ("LOAD_ERR_VALIDATE", message)
+
+
+def test_exception_without_fields_in_a_definition() -> None:
+    code, msg, _, _ = only_error(load(RULE + "  exceptions: [{name: e, values: [a]}]\n"))
+    assert (code, msg) == ("LOAD_ERR_YAML_VALIDATE", "Item has no mapping for key 'fields'")
 
 
 def test_exception_append_values_and_duplicate_name_warning() -> None:

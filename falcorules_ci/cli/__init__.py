@@ -29,7 +29,9 @@ cli.add_command(list_command)
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of exiting when called in-process."""
     try:
-        cli.main(args=argv, prog_name="falcorules-ci", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="falcorules-ci", standalone_mode=False)
+        if isinstance(code, int):
+            return code
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.UsageError as exc:

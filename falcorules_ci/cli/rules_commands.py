@@ -51,7 +51,7 @@ def lint_command(rules: tuple[str, ...], as_json: bool, no_warnings: bool, engin
                     click.echo(_format_message(warn))
             click.echo(result.summary(), err=True)
     if not ruleset.successful:
-        sys.exit(1)
+        raise click.exceptions.Exit(1)
 
 
 def rule_rows(ruleset: Ruleset) -> list[dict[str, object]]:
@@ -82,7 +82,7 @@ def list_command(rules: tuple[str, ...], as_json: bool, engine_version: str, plu
         for result in ruleset.results:
             for err in result.errors:
                 click.echo(_format_message(err), err=True)
-        sys.exit(2)
+        raise click.exceptions.Exit(2)
     rows = rule_rows(ruleset)
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))

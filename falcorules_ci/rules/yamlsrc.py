@@ -21,7 +21,7 @@ except AttributeError:  # pragma: no cover - libyaml missing
     _Loader = yaml.SafeLoader
 
 NULL_TAG = "tag:yaml.org,2002:null"
-NODE_BUDGET = 2_000_000  # node visits per file, aliases included
+NODE_BUDGET = 100_000  # node visits per file, aliases included (the upstream packs use a few thousand)
 
 _TRUE = {"y", "yes", "true", "on"}
 _FALSE = {"n", "no", "false", "off"}

@@ -18,7 +18,7 @@ from falcorules_ci.condition.parser import parse_condition
 from falcorules_ci.condition.typecheck import typecheck
 from falcorules_ci.errors import ConditionError, Severity, Span
 from falcorules_ci.fields.registry import FieldRegistry
-from falcorules_ci.rules.collector import LIST_OPERATORS, Collector, CollectError, fail, is_operator_with_modifier
+from falcorules_ci.rules.collector import LIST_OPERATORS, CollectError, Collector, fail, is_operator_with_modifier
 from falcorules_ci.rules.model import Context, ExceptionInfo, Location, RuleInfo
 from falcorules_ci.rules.result import LoadMessage
 from falcorules_ci.rules.yamlsrc import Source, scalar_index_span
@@ -92,15 +92,7 @@ class Compiler:
             self.list_order.append((info.name, tuple(items)))
 
     def _substitute(self, condition: str) -> str:
-        text = condition
-        for name, items in self.list_order:
-            if name not in text:
-                continue
-            replaced = substitute_lists(text, [(name, items)])
-            if replaced != text:
-                self.used_lists.add(name)
-                text = replaced
-        return text
+        return substitute_lists(condition, self.list_order, self.used_lists)
 
     def _parse(self, condition: str, where: Callable[[int, str], Context]) -> ast.Node:
         text = self._substitute(condition)
@@ -194,7 +186,8 @@ class Compiler:
             evttypes: frozenset[int] | None = None
             if info.source == "syscall":
                 evttypes = event_codes(node)
-                if evttypes is not None and (not evttypes or len(evttypes) > 100) and info.warn_evttypes:
+                # Engine 0.62 (Falco 0.44.1) also warns for an empty set, e.g. `never_true` rules.
+                if (not evttypes or len(evttypes) > 100) and info.warn_evttypes:
                     self.warn("LOAD_NO_EVTTYPE",
                               "Rule matches too many evt.type values. This has a significant performance penalty.",
                               info.context)  # fmt: skip
