@@ -40,14 +40,18 @@ def main() -> None:
     legacy = json.loads((ref / "libs-e5c53d64-sysdig-0.29.3.json").read_text())
     previous = json.loads(OUT.read_text()) if OUT.exists() else {}
     syscalls: list[str] = previous.get("syscall_names", [])
+    syscall_codes: dict[str, str] = previous.get("syscall_codes", {})
     if len(sys.argv) > 2:
         text = Path(sys.argv[2]).read_text()
-        syscalls = sorted({m.lower() for m in re.findall(r"PPM_SC_X\(([A-Z0-9_]+), \d+\)", text)} - {"unknown"})
+        pairs = re.findall(r"PPM_SC_X\(([A-Z0-9_]+), (\d+)\)", text)
+        syscall_codes = {code: name.lower() for name, code in pairs if name != "UNKNOWN"}
+        syscalls = sorted(set(syscall_codes.values()))
     data = {
         "about": "libscap event table facts: codes, names, directions, parameters (see scripts/gen_event_table.py)",
         "head": compact(head),
         "legacy_nparams": {str(v["code"]): v["nparams"] for v in legacy.values()},
         "syscall_names": syscalls,
+        "syscall_codes": syscall_codes,
     }
     OUT.write_text(json.dumps(data, separators=(",", ":"), sort_keys=True) + "\n")
     print(f"wrote {OUT} ({len(data['head'])} events, {len(syscalls)} syscall names)")

@@ -7,8 +7,10 @@ non-empty ``list``; an empty result is ``None``.
 
 Value types by :class:`~falcorules_ci.fields.registry.FieldType`: numeric types → ``int``
 (DOUBLE → ``float``), CHARBUF/FSPATH/FSRELPATH → ``str``, BOOL → ``bool``, BYTEBUF → ``bytes``,
-IPADDR → ``ipaddress.IPv4Address | IPv6Address``, IPNET → ``ipaddress.IPv4Network |
-IPv6Network``, PORT → ``int``. ``fd.ip``/``fd.net``/``fd.port`` style fields that match either
+IPADDR → ``ipaddress.IPv4Address | IPv6Address``, IPNET → the endpoint *address* (the network
+literal on the right-hand side matches by membership), PORT → ``int``. Ancestor fields without an
+index (``proc.aname``…) return an ``Ancestors`` list meaning "true if any ancestor matches";
+``evt.around[T]`` returns an ``AroundWindow`` (both in ``extract/syscall_*``). ``fd.ip``/``fd.net``/``fd.port`` style fields that match either
 endpoint return a ``tuple`` of both endpoint values (a :class:`EitherEnd`).
 """
 

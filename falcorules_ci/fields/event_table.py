@@ -44,6 +44,11 @@ class EventInfo:
 class EventTable:
     by_code: dict[int, EventInfo]
     syscall_names: frozenset[str]
+    syscall_by_code: dict[int, str]  # ppm_sc code (a generic event's ID parameter) → syscall name
+
+    def syscall_name(self, ppm_sc: int) -> str | None:
+        """The name ``evt.type`` shows for a generic event whose ``ID`` parameter is ``ppm_sc``."""
+        return self.syscall_by_code.get(ppm_sc)
 
     def codes_for_name(self, name: str) -> frozenset[int]:
         """Every event code with this ``evt.type`` name, enter and exit, as libsinsp maps it.
@@ -96,4 +101,8 @@ def event_table() -> EventTable:
             category=frozenset(info["category"]),
             legacy_nparams=legacy.get(code),
         )
-    return EventTable(by_code=by_code, syscall_names=frozenset(raw["syscall_names"]))
+    return EventTable(
+        by_code=by_code,
+        syscall_names=frozenset(raw["syscall_names"]),
+        syscall_by_code={int(k): v for k, v in raw.get("syscall_codes", {}).items()},
+    )

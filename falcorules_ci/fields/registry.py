@@ -96,7 +96,7 @@ class ArgKind(enum.Enum):
     NONE = "none"
     INDEX = "index"  # digits: proc.aname[2], plugin fields with an index argument
     KEY = "key"  # any text: ka.uri.param[command], jevt.value[/stage], container.mount.dest[/proc*]
-    INDEX_OR_KEY = "index_or_key"  # evt.arg[0], evt.arg[flags], evt.arg.flags
+    INDEX_OR_KEY = "index_or_key"  # proc.env[HOME] or proc.env[2]; plugin index-or-key fields
 
 
 @dataclass(frozen=True, slots=True)

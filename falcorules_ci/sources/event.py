@@ -56,7 +56,7 @@ class SockTuple:
     src_port: int = 0
     dst_addr: str = ""
     dst_port: int = 0
-    src_path: str = ""  # unix: source and destination are kernel pointers; path of the socket
+    src_path: str = ""  # unix: libscap carries one path; sources fill dst_path (src_path is a fallback)
     dst_path: str = ""
     unix_src: int = 0
     unix_dst: int = 0

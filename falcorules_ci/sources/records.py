@@ -99,6 +99,10 @@ class ProcessInfo:
     exe_ino: int = 0
     exe_ino_ctime: int = 0
     exe_ino_mtime: int = 0
+    exe_writable: bool = False
+    exe_upper_layer: bool = False
+    exe_lower_layer: bool = False
+    exe_from_memfd: bool = False
     clone_ts: int = 0  # ns since epoch; 0 when unknown (process started before the capture)
     pidns_init_start_ts: int = 0
     fds: tuple[FdInfo, ...] = ()
@@ -135,6 +139,10 @@ class ContainerInfo:
     host_network: bool = False
     host_ipc: bool = False
     created_ts: int = 0  # ns since epoch; container.start_ts
+    pod_sandbox_id: str = ""
+    pod_sandbox_labels: dict[str, str] = field(default_factory=dict)
+    cni_json: str = ""
+    is_pod_sandbox: bool = False
 
 
 @dataclass(slots=True)
