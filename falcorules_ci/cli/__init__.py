@@ -7,6 +7,7 @@ import sys
 import click
 
 from falcorules_ci import __version__
+from falcorules_ci.cli.replay_command import replay_command
 from falcorules_ci.cli.rules_commands import lint_command, list_command
 
 
@@ -24,6 +25,7 @@ def cli() -> None:
 
 cli.add_command(lint_command)
 cli.add_command(list_command)
+cli.add_command(replay_command)
 
 
 def main(argv: list[str] | None = None) -> int:
