@@ -25,19 +25,29 @@ class FieldRef:
 
 @dataclass(frozen=True, slots=True)
 class Transformer:
-    """A transformer call on a field or another transformer: ``tolower(proc.name)``."""
+    """A transformer call: ``tolower(proc.name)``, ``join(",", proc.args)``, ``getopt(x, "ab")[a]``.
 
-    name: str  # tolower, toupper, b64, basename, len, ...
-    args: tuple[Operand, ...]
+    ``args`` are fields, nested transformers, literals (quoted strings or numbers) and
+    transformer lists; ``arg`` is the optional ``[...]`` argument written after the call.
+    """
+
+    name: str  # tolower, toupper, b64, basename, len, join, concat, getopt
+    args: tuple[TransformerArg, ...]
     index: int = field(default=0, compare=False)
+    arg: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class FieldValue:
-    """``val(field)``: the right-hand side is another field's value."""
+    """``val(field)``: the right-hand side is another field's value.
+
+    ``arg`` is an optional ``[...]`` written after the closing parenthesis; the grammar accepts
+    it and the compiler rejects it.
+    """
 
     operand: Operand
     index: int = field(default=0, compare=False)
+    arg: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +67,16 @@ class ListLiteral:
     index: int = field(default=0, compare=False)
 
 
+@dataclass(frozen=True, slots=True)
+class TransformerList:
+    """``(a, "b", proc.name)`` as a transformer argument: fields, transformers, literals."""
+
+    values: tuple[TransformerArg, ...]
+    index: int = field(default=0, compare=False)
+
+
 Operand = FieldRef | Transformer
+TransformerArg = FieldRef | Transformer | Literal | TransformerList
 Value = Literal | ListLiteral | FieldValue | Transformer
 
 

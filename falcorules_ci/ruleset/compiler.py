@@ -11,8 +11,9 @@ import yaml
 
 from falcorules_ci.condition import ast
 from falcorules_ci.condition.evttypes import event_codes
+from falcorules_ci.condition.lint import DEPRECATED_FIELD_NOTES, deprecated_fields, lint_condition
 from falcorules_ci.condition.lists import quote_item, substitute_lists
-from falcorules_ci.condition.macros import resolve_macros
+from falcorules_ci.condition.macros import MacroError, resolve_macros
 from falcorules_ci.condition.output import validate_output
 from falcorules_ci.condition.parser import parse_condition
 from falcorules_ci.condition.typecheck import typecheck
@@ -24,18 +25,7 @@ from falcorules_ci.rules.result import LoadMessage
 from falcorules_ci.rules.yamlsrc import Source, scalar_index_span
 from falcorules_ci.ruleset.model import LoadOptions, Rule
 
-MAX_VISIBILITY = 2**32 - 1
-DEPRECATED_FIELDS = ("evt.dir", "evt.latency", "evt.latency.s", "evt.latency.ns", "evt.latency.human",
-                     "evt.wait_latency")  # fmt: skip
-DEPRECATED_FIELD_DESCS = {
-    "evt.dir": (
-        "due to the drop of enter events, 'evt.dir = <' always evaluates to true, and 'evt.dir = >' always "
-        "evaluates to false. The rule expression can be simplified by removing the condition on 'evt.dir'"
-    ),
-}
-LATENCY_DESC = "field is not available due to the drop of enter events."
-UNSAFE_FIELD_PREFIXES = ("ka.", "jevt.")
-EQUALITY_OPS = frozenset({"==", "=", "!=", "in", "intersects", "pmatch"})
+DEPRECATED_FIELDS = tuple(DEPRECATED_FIELD_NOTES)
 UNKNOWN_FILTER_MARKERS = ("nonexistent field", "invalid formatting token", "unknown event type", "unknown filter:")
 
 
@@ -123,7 +113,11 @@ class Compiler:
 
         try:
             return resolve_macros(node, lookup, self.used_macros.add)
-        except ConditionError as exc:
+        except MacroError as exc:
+            # The index points into the text of the macro named by the error, if any.
+            owner = self.col.macros.get(exc.macro) if exc.macro else None
+            if owner is not None:
+                where = self._cond_locator(owner.cond_context, owner.cond_node, owner.cond_source, owner.condition)
             raise fail(exc.message, where(exc.index, "")) from None
 
     # -- rules ---------------------------------------------------------------------------------
@@ -172,7 +166,11 @@ class Compiler:
                                        info.condition, shift)  # fmt: skip
             node = self._parse(condition, where)
             node = self._resolve(node, self.out.macros, None, self._cond_locator(info.context, None, None, condition))
-            self._warning_resolver(node, where(0, condition))
+            # Falco's warning resolver runs before compiling, so its warnings stand even on failure.
+            names = iter(deprecated_fields(node))
+            for code, message, _ in lint_condition(node):
+                self.warn(code, message, where(0, condition),
+                          next(names) if code == "LOAD_DEPRECATED_ITEM" else None)  # fmt: skip
             try:
                 checked, hints = typecheck(node, self.registry, info.source)
             except ConditionError as exc:
@@ -181,7 +179,7 @@ class Compiler:
                     continue
                 raise CollectError("LOAD_ERR_COMPILE_CONDITION", exc.message, where(exc.index, condition)) from None
             for code, message, index in hints:
-                if code == "LOAD_COMPILE_CONDITION":
+                if code == "LOAD_COMPILE_CONDITION":  # the others came from lint_condition above
                     self.warn(code, message, where(index, condition))
             evttypes: frozenset[int] | None = None
             if info.source == "syscall":
@@ -200,37 +198,6 @@ class Compiler:
                     capture_duration=info.capture_duration, span=info.context.span, index=info.index,
                 )  # fmt: skip
             )
-
-    def _warning_resolver(self, node: ast.Node, context: Context) -> None:
-        """Falco's filter_warning_resolver: unsafe ``<NA>`` comparisons and deprecated fields."""
-        unsafe = False
-        deprecated: set[str] = set()
-        stack: list[ast.Node] = [node]
-        while stack:
-            n = stack.pop()
-            if isinstance(n, ast.And | ast.Or):
-                stack.extend(n.children)
-            elif isinstance(n, ast.Not):
-                stack.append(n.child)
-            elif isinstance(n, ast.UnaryCheck | ast.BinaryCheck):
-                for f in _fields_of(n.left):
-                    if f.name in DEPRECATED_FIELDS:
-                        deprecated.add(f.name)
-                if isinstance(n, ast.BinaryCheck):
-                    if isinstance(n.right, ast.FieldValue | ast.Transformer):
-                        for f in _fields_of(n.right):
-                            if f.name in DEPRECATED_FIELDS:
-                                deprecated.add(f.name)
-                    left_unsafe = isinstance(n.left, ast.FieldRef) and n.left.name.startswith(UNSAFE_FIELD_PREFIXES)
-                    if left_unsafe and n.op in EQUALITY_OPS:
-                        values = n.right.values if isinstance(n.right, ast.ListLiteral) else (
-                            (n.right,) if isinstance(n.right, ast.Literal) else ())
-                        if any(v.value == "<NA>" for v in values):
-                            unsafe = True
-        if unsafe:
-            self.warn("LOAD_UNSAFE_NA_CHECK", "", context)
-        for df in sorted(deprecated, key=DEPRECATED_FIELDS.index):
-            self.warn("LOAD_DEPRECATED_ITEM", DEPRECATED_FIELD_DESCS.get(df, LATENCY_DESC), context, df)
 
     # -- positions -----------------------------------------------------------------------------
     def _cond_locator(self, ctx: Context, node: object, source: object, original: str, shift: int = 0
@@ -275,16 +242,6 @@ def _map_index(original: str, text: str, index: int) -> int:
     token = text[index:token_end]
     found = original.find(token, common) if token else -1
     return found if found >= 0 else min(index, max(len(original) - 1, 0))
-
-
-def _fields_of(operand: object) -> list[ast.FieldRef]:
-    if isinstance(operand, ast.FieldRef):
-        return [operand]
-    if isinstance(operand, ast.Transformer):
-        return [f for a in operand.args for f in _fields_of(a)]
-    if isinstance(operand, ast.FieldValue):
-        return _fields_of(operand.operand)
-    return []
 
 
 def _is_unknown_filter(message: str) -> bool:
