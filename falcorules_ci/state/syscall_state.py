@@ -407,8 +407,8 @@ def _thread_from_record(proc: ProcessInfo) -> ThreadInfo:
     t.cap_inheritable = proc.cap_inheritable
     t.exe_ino, t.exe_ino_ctime, t.exe_ino_mtime = proc.exe_ino, proc.exe_ino_ctime, proc.exe_ino_mtime
     # A record without namespace ids means a host process: virtual ids equal real ones.
-    t.vtid = proc.vtid or proc.tid
-    t.vpid = proc.vpid or proc.pid
+    t.vtid = proc.vtid if proc.vtid > 0 else proc.tid
+    t.vpid = proc.vpid if proc.vpid > 0 else proc.pid
     t.pidns_init_start_ts = proc.pidns_init_start_ts
     t.clone_ts = proc.clone_ts
     t.tty = proc.tty
