@@ -244,6 +244,10 @@ class _Emitter:
         if self.source.on_error == "stop":
             raise InputError(message, span)
         self.source.stats.skip(reason)
+        # Skipping still says where: the first few of each reason are kept with their position.
+        if self.source.stats.skipped[reason] <= SKIP_REPORT_LIMIT:
+            code = "K8S_AUDIT_SKIPPED_" + reason.upper()
+            self.source.warnings.append(Diagnostic(Severity.WARNING, code, message, span))
 
     def emit(self, candidate: Any, span: Span, raw: str | None = None, raw_size: int | None = None) -> Event | None:
         """The event for one candidate, or ``None`` if the plugin drops it (counted)."""
@@ -286,10 +290,14 @@ class _Emitter:
 def _decode_error(exc: ValueError | RecursionError) -> tuple[str, int, int]:
     """Message, line and column (1-based, relative to the decoded text) of a JSON error."""
     if isinstance(exc, json.JSONDecodeError):
-        return exc.msg, exc.lineno, exc.colno
+        # json's "Unterminated string starting at" expects its own position suffix.
+        return exc.msg.removesuffix(" starting at"), exc.lineno, exc.colno
     if isinstance(exc, RecursionError):
         return "nested too deeply", 1, 1
     return str(exc), 1, 1
+
+
+SKIP_REPORT_LIMIT = 20  # skipped items reported by position, per reason (all are counted)
 
 
 # --- JSON Lines --------------------------------------------------------------------------------
