@@ -9,6 +9,7 @@ import click
 from falcorules_ci import __version__
 from falcorules_ci.cli.replay_command import replay_command
 from falcorules_ci.cli.rules_commands import lint_command, list_command
+from falcorules_ci.cli.scenario_command import scenario_group
 
 
 class InputErrorExit(click.ClickException):
@@ -26,6 +27,7 @@ def cli() -> None:
 cli.add_command(lint_command)
 cli.add_command(list_command)
 cli.add_command(replay_command)
+cli.add_command(scenario_group)
 
 
 def main(argv: list[str] | None = None) -> int:

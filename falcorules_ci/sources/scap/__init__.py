@@ -15,5 +15,21 @@ from __future__ import annotations
 
 from falcorules_ci.sources.scap.errors import CaptureError
 from falcorules_ci.sources.scap.reader import Capture, read_capture
+from falcorules_ci.sources.scap.writer import (
+    WriteStats,
+    as_written,
+    compile_scenario,
+    header_as_written,
+    write_capture,
+)
 
-__all__ = ["Capture", "CaptureError", "read_capture"]
+__all__ = [
+    "Capture",
+    "CaptureError",
+    "WriteStats",
+    "as_written",
+    "compile_scenario",
+    "header_as_written",
+    "read_capture",
+    "write_capture",
+]
