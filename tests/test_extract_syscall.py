@@ -198,7 +198,37 @@ def test_network_fields() -> None:
     assert get(r, ev, "fd.is_server") is False
     assert get(r, ev, "evt.arg", "fd") == "<4t>10.0.0.2:40000->8.8.8.8:443"
     assert get(r, ev, "evt.arg", "addr") == "8.8.8.8:443"
-    assert get(r, ev, "fd.sip.name") is None
+    # Nothing resolves in a replay without DNS answers: no name matches, none is printed.
+    assert get(r, ev, "fd.sip.name") == EitherEnd(()) and out(r, ev, "fd.sip.name") is None
+
+
+def test_ip_name_fields_use_the_inputs_dns_answers() -> None:
+    head = header(process(100, "curl", uid=1000, gid=1000), containers=())
+    head.dns = {"api.example.com": ("8.8.8.8",), "dns.google": ("8.8.4.4", "8.8.8.8"), "bad": ("not-an-ip",)}
+    r = Replay(head)
+    r("socket", 100, fd=4, domain=c.AF_INET, type=c.SOCK_STREAM, proto=0)
+    ev = r("connect", 100, res=0, tuple=ipv4_tuple("10.0.0.2", 40000, "8.8.8.8", 443), fd=4,
+           addr=ipv4_addr("8.8.8.8", 443))  # fmt: skip
+    # Every name that resolves to the address, in the order the answers list them.
+    for name in ("fd.sip.name", "fd.rip.name"):
+        value = get(r, ev, name)
+        assert isinstance(value, EitherEnd) and value == ("api.example.com", "dns.google")
+        assert out(r, ev, name) == "api.example.com"
+    # The client end is this machine's address, which no name resolves to.
+    for name in ("fd.cip.name", "fd.lip.name"):
+        assert get(r, ev, name) == EitherEnd(()) and out(r, ev, name) is None
+    listener = r("socket", 100, fd=5, domain=c.AF_INET, type=c.SOCK_STREAM, proto=0)
+    assert get(r, listener, "fd.sip.name") is None  # no role yet: no value
+    opened = r("openat", 100, fd=6, dirfd=c.AT_FDCWD, name="/etc/hosts", flags=1, mode=0, dev=0, ino=0)
+    assert get(r, opened, "fd.sip.name") is None and out(r, opened, "fd.rip.name") is None
+    # A listening socket has a server name only when one resolves to its address.
+    r("bind", 100, res=0, fd=5, addr=ipv4_addr("8.8.4.4", 53))
+    listening = r("listen", 100, res=0, fd=5, backlog=5)
+    assert get(r, listening, "fd.sip.name") == ("dns.google",) and out(r, listening, "fd.sip.name") == "dns.google"
+    assert get(r, listening, "fd.cip.name") is None and get(r, listening, "fd.rip.name") is None
+    r("bind", 100, res=0, fd=6, addr=ipv4_addr("10.0.0.2", 80))
+    unnamed = r("listen", 100, res=0, fd=6, backlog=5)
+    assert get(r, unnamed, "fd.sip.name") is None
 
 
 def test_socket_before_connect_has_no_role_so_no_endpoints() -> None:

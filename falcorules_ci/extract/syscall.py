@@ -13,6 +13,9 @@ Values follow :mod:`falcorules_ci.extract.base`, with these additions:
 - IPNET fields (``fd.net``, ``fd.cnet``, ``fd.snet``, ``fd.lnet``, ``fd.rnet``) return the
   *address* (an ``IPv4Address``/``IPv6Address``, or an ``EitherEnd`` of them for ``fd.net``); a
   condition compares it with the network literal by membership;
+- ``fd.cip.name``/``fd.sip.name``/``fd.lip.name``/``fd.rip.name`` are an ``EitherEnd`` of the
+  host names that resolve to the address (libsinsp's domain comparison: ``=``/``in`` when the
+  literal is one of them, ``!=`` when it is not); outputs print the first of them;
 - ``evt.type.is`` is an integer 0/1, ``fd.types`` a list, ``evt.buffer`` bytes;
 - ``evt.around[T]`` is an :class:`AroundWindow`: ``evt.around[T]=D`` holds when
   ``window.matches(D)``.
@@ -42,7 +45,7 @@ _FACTORIES: dict[str, Factory] = {
     **syscall_fd.FACTORIES,
     **syscall_container.FACTORIES,
 }
-_OUTPUT_FACTORIES: dict[str, Factory] = {**_FACTORIES, **syscall_proc.OUTPUT_FACTORIES}
+_OUTPUT_FACTORIES: dict[str, Factory] = {**_FACTORIES, **syscall_proc.OUTPUT_FACTORIES, **syscall_fd.OUTPUT_FACTORIES}
 
 # Numeric fields libsinsp prints in another format than plain decimal.
 _PRINT_FORMATS = {

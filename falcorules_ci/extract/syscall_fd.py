@@ -345,9 +345,44 @@ def _nameraw(arg: str | None) -> Extractor:
     return extract
 
 
-def _dns_name(arg: str | None) -> Extractor:
-    # Names come from libsinsp's DNS cache, which a replay never fills: no value.
-    return lambda ev, st: None
+def _resolved_names(fd: FdInfo, t: ThreadInfo, st: SyscallState, kind: str) -> EitherEnd | None:
+    """The host names that resolve to the wanted end's address (no value where libsinsp's
+    fd.*ip.name has none: not an IP socket, or no role yet).
+
+    libsinsp compares ``fd.sip.name = NAME`` by resolving NAME and looking for the fd's address
+    among the answers (``!=``: not among them), so the value is every name the address is an
+    answer for, compared either-end style. A listening socket only has a name when one resolves
+    to its address; a connected socket always has a (possibly empty) set, so ``!=`` holds when
+    nothing resolves to it.
+    """
+    if fd.is_role_none():
+        return None
+    if fd.fd_type in SERVER_SOCKETS:
+        if kind != "server":
+            return None
+        names = st.dns.names_of(fd.sip)
+        return EitherEnd(names) if names else None
+    if fd.fd_type not in TUPLE_SOCKETS:
+        return None
+    if kind == "server":
+        source = False
+    else:
+        source = _local_first(fd, t, st, kind)
+    return EitherEnd(st.dns.names_of(fd.sip if source else fd.dip))
+
+
+def _dns_name(kind: str) -> Factory:
+    return _fd_field(lambda fd, t, ev, st: _resolved_names(fd, t, st, kind))
+
+
+def _dns_name_output(kind: str) -> Factory:
+    """In an output, libsinsp prints the first cached name that resolves to the address."""
+
+    def getter(fd: FdInfo, t: ThreadInfo, ev: Event, st: SyscallState) -> Any:
+        names = _resolved_names(fd, t, st, kind)
+        return names[0] if names else None
+
+    return _fd_field(getter)
 
 
 # --- fdlist ----------------------------------------------------------------------------------
@@ -526,10 +561,10 @@ FACTORIES: dict[str, Factory] = {
     "fd.uid": _fd_uid,
     "fd.connected": _F(lambda fd, t, ev, st: bool(fd.flags & SOCKET_CONNECTED)),
     "fd.name_changed": _F(_name_changed),
-    "fd.cip.name": _dns_name,
-    "fd.sip.name": _dns_name,
-    "fd.lip.name": _dns_name,
-    "fd.rip.name": _dns_name,
+    "fd.cip.name": _dns_name("client"),
+    "fd.sip.name": _dns_name("server"),
+    "fd.lip.name": _dns_name("local"),
+    "fd.rip.name": _dns_name("remote"),
     "fd.dev": _F(lambda fd, t, ev, st: fd.dev & 0xFFFFFFFF),
     "fd.dev.major": _F(lambda fd, t, ev, st: (fd.dev & 0xFFF00) >> 8),
     "fd.dev.minor": _F(lambda fd, t, ev, st: (fd.dev & 0xFF) | ((fd.dev >> 12) & 0xFFF00)),
@@ -550,4 +585,12 @@ FACTORIES: dict[str, Factory] = {
     "fs.path.sourceraw": _fs(2, True),
     "fs.path.target": _fs(3, False),
     "fs.path.targetraw": _fs(3, True),
+}
+
+# Outputs print one name, not the set a condition compares against.
+OUTPUT_FACTORIES: dict[str, Factory] = {
+    "fd.cip.name": _dns_name_output("client"),
+    "fd.sip.name": _dns_name_output("server"),
+    "fd.lip.name": _dns_name_output("local"),
+    "fd.rip.name": _dns_name_output("remote"),
 }

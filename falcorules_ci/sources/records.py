@@ -155,6 +155,9 @@ class CaptureHeader:
     groups: list[GroupInfo] = field(default_factory=list)
     processes: list[ProcessInfo] = field(default_factory=list)
     containers: list[ContainerInfo] = field(default_factory=list)
+    # What the resolver answers for host names (name -> addresses, in the order given): a
+    # scenario's ``dns``. Captures carry no such block; their replays resolve nothing.
+    dns: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

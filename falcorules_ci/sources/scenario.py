@@ -20,19 +20,25 @@ Top level: ``scenario`` (title, required), ``description``, ``events`` (required
   ``2m``, ``10us`` or seconds.
 - ``host``: ``hostname``, ``ip``, ``ip6``, ``cpus``, ``memory``, ``boot``. ``snaplen``: bytes of
   I/O data kept per event (80, Falco's default). ``dns``: host name -> address(es).
-- ``containers``: ``id`` (12 or 64 hex) and/or ``name``, ``image``, ``runtime`` (docker,
-  containerd, cri-o, podman: picks the cgroup layout), ``privileged``, ``labels``, ``pod``
-  (``name``, ``namespace``, ``uid`` -> the io.kubernetes.* labels), ``mounts``
-  (``src:dest[:ro]`` or mappings), ``ip``, ``host_pid``/``host_network``/``host_ipc``,
+- ``containers``: ``id`` (12 or 64 hex digits, quoted or not) and/or ``name``, ``image``,
+  ``runtime`` (docker, containerd, cri-o, podman: picks the cgroup layout), ``privileged``,
+  ``labels``, ``pod`` (``name``, ``namespace``, ``uid`` -> the io.kubernetes.* labels),
+  ``mounts`` (``src:dest[:ro]``, a bind mount: ``rprivate`` under Docker and Podman, ``private``
+  and no mode through CRI; or mappings), ``ip``, ``host_pid``/``host_network``/``host_ipc``,
   ``cap_add``/``cap_drop``, ``created``, ``cgroup``.
 - ``users`` (``uid``, ``name``, ``gid``, ``home``, ``shell``, ``container``) and ``groups``
   (``gid``, ``name``, ``container``); root is implicit.
+- ``files``: inodes that are not root-owned 0755 system files: ``path``, ``container``,
+  ``owner``, ``group``, ``mode``, ``mtime``, ``ctime``. Files the events create belong to their
+  creator; writes, chmod, chown and renames update them. Whether an exec reports
+  ``EXE_WRITABLE`` follows from the owner, the mode and the caller's capabilities.
 - ``processes``, running when the scenario starts: ``pid``, ``ppid`` (or ``parent``; default 1,
   or the container runtime's shim), ``exe`` (the path given to execve), ``argv0``, ``exepath``,
   ``comm``, ``args`` (list, or a string split like a shell), ``cwd``, ``env`` (mapping or
   ``K=V`` list), ``user``/``group``/``loginuid`` (names or numbers), ``tty`` (``pts/0`` or the
   device number), ``container``, ``caps`` (names, ``all``, or ``{effective, permitted,
-  inheritable}``), ``exe_flags`` (``upper_layer``, ``lower_layer``, ``writable``, ``memfd``),
+  inheritable}``), ``exe_flags`` (``upper_layer``, ``lower_layer``, ``writable``, ``memfd``;
+  overrides what the files and the exec path imply: ``/proc/self/fd/N`` on a memfd is ``memfd``),
   ``sid``/``pgid``/``vpgid`` (a pid or ``self``), ``vpid``, ``started``, ``threads`` (tids),
   ``fds`` (``{fd: 3, file: /path}``, ``dir``, ``tcp``/``udp: local->remote``, ``listen``,
   ``unix``, ``pipe``, ``memfd``, ``event``), ``fdlimit``, ``root``, ``cgroup``.
@@ -71,6 +77,7 @@ from falcorules_ci.sources.records import (
 from falcorules_ci.sources.scenario_actions import Builder
 from falcorules_ci.sources.scenario_decl import read_containers, read_host, read_users
 from falcorules_ci.sources.scenario_emit import Timeline
+from falcorules_ci.sources.scenario_files import read_files
 from falcorules_ci.sources.scenario_procs import declare_processes
 from falcorules_ci.sources.scenario_stream import generate_stream
 from falcorules_ci.sources.scenario_values import duration, endpoint, int_value, timestamp
@@ -120,6 +127,7 @@ def load_scenario(path_or_text: str | os.PathLike[str], *, name: str | None = No
     world.dns = _dns(root.get("dns"))
     read_containers(world, root.get("containers"))
     read_users(world, root.get("users"), root.get("groups"))
+    read_files(world, root.get("files"))
     _reserve_spawned_pids(world, root.get("events"))
     declare_processes(world, root.get("processes"))
     initial = [thread.process_info() for _, thread in sorted(world.threads.items())]
@@ -196,7 +204,7 @@ def _header(world: World, initial: list[ProcessInfo]) -> CaptureHeader:
         dataclasses.replace(c.info, created_ts=c.created_ts or world.start_ts) for c in world.containers
     ]
     return CaptureHeader(machine=machine, interfaces=interfaces, users=users, groups=groups,
-                         processes=initial, containers=containers)
+                         processes=initial, containers=containers, dns=dict(world.dns))
 
 
 def _broadcast(ip: str) -> str:

@@ -29,6 +29,7 @@ from typing import Any
 
 from falcorules_ci.fields.event_table import event_table
 from falcorules_ci.sources.event import SockAddr, SockTuple
+from falcorules_ci.sources.scenario_args import convert, parse_args
 from falcorules_ci.sources.scenario_decl import container_cgroups, default_caps, resolve_gid, resolve_uid
 from falcorules_ci.sources.scenario_emit import SyscallEvents, Timeline, single_event, syscall_events
 from falcorules_ci.sources.scenario_procs import (
@@ -38,7 +39,7 @@ from falcorules_ci.sources.scenario_procs import (
     pidns_start,
     read_image,
 )
-from falcorules_ci.sources.scenario_syscalls import Call, convert, parse_args, record
+from falcorules_ci.sources.scenario_syscalls import Call, record
 from falcorules_ci.sources.scenario_tables import (
     FLAG_TABLES,
     PPM_AF_UNIX,
@@ -332,7 +333,7 @@ class Builder:
             else "execve"
         events = syscall_events(via)
         assert events is not None
-        image = read_image(body, thread)
+        image = read_image(self.world, body, thread)
         res = errno_value(body.child(res_key)) if body.has(res_key) else 0
         enter: dict[str, Any] = {"filename": image.filename}
         if via == "execveat":

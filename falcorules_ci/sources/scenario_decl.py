@@ -46,6 +46,7 @@ from falcorules_ci.sources.scenario_world import (
     OVERLAY_DEV,
     SOCKET_FD_TYPES,
     Container,
+    FileMeta,
     OpenFd,
     Thread,
     World,
@@ -61,6 +62,7 @@ DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 HOUR = 3600 * 1_000_000_000
 TASK_COMM_LEN = 15  # the kernel keeps 15 characters of a task's name
 _HEX = re.compile(r"[0-9a-f]+")
+_CRI_RUNTIMES = frozenset({"containerd", "cri-o"})
 _SUBNETS = {"docker": "172.17.0.", "podman": "10.88.0.", "containerd": "10.244.0.", "cri-o": "10.244.1."}
 
 
@@ -197,7 +199,7 @@ def _container(world: World, cur: Cursor, index: int) -> Container:
         id=full_id[:12], full_id=full_id, name=name.text if name else "", image=image_text,
         image_id=cur.child("image_id").text if cur.has("image_id") else stable_hex("image", image_text),
         image_repository=repository, image_tag=tag, image_digest=digest, runtime=runtime_name,
-        privileged=privileged, mounts=tuple(_mount(m) for m in cur.child("mounts").elements())
+        privileged=privileged, mounts=tuple(_mount(m, runtime_name) for m in cur.child("mounts").elements())
         if cur.has("mounts") else (), labels=labels, user=cur.child("user").text if cur.has("user") else "",
         ip=ip, host_pid=bool(cur.value.get("host_pid", False)), host_network=host_network,
         host_ipc=bool(cur.value.get("host_ipc", False)),
@@ -212,13 +214,18 @@ def _uuid(seed: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def _mount(cur: Cursor) -> MountInfo:
+def _mount(cur: Cursor, runtime: str) -> MountInfo:
+    """A mount as the container plugin reports it. The short form is a bind mount: Docker and
+    Podman report its ``-v`` mode and ``rprivate`` propagation; through CRI (containerd, CRI-O)
+    there is no mode and the default propagation is ``private``."""
     if isinstance(cur.value, str):
         parts = cur.value.split(":")
         if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
             cur.fail(f"{cur.where}: a mount is source:dest[:ro|rw] or {{source, dest}}")
         mode = parts[2] if len(parts) == 3 else ""
-        return MountInfo(source=parts[0], dest=parts[1], mode=mode, rw=mode != "ro")
+        if runtime in _CRI_RUNTIMES:
+            return MountInfo(source=parts[0], dest=parts[1], mode="", rw=mode != "ro", propagation="private")
+        return MountInfo(source=parts[0], dest=parts[1], mode=mode, rw=mode != "ro", propagation="rprivate")
     value = cur.value
     return MountInfo(source=str(value["source"]), dest=str(value["dest"]), mode=str(value.get("mode", "")),
                      rw=bool(value.get("rw", True)), propagation=str(value.get("propagation", "")))
@@ -331,6 +338,8 @@ def read_exe_flags(cur: Cursor) -> tuple[int, bool, bool | None]:
             flags |= 1
         elif key in ("memfd", "from_memfd", "EXE_FROM_MEMFD"):
             flags |= PPM_EXE_FROM_MEMFD
+            # A memfd lives on shmem, not on the container's overlay.
+            lower = False if lower is None else lower
         elif key in ("none", ""):
             lower = False
         else:
@@ -394,11 +403,18 @@ def std_fds(thread: Thread) -> dict[int, OpenFd]:
 
 
 def exe_identity(world: World, thread: Thread, upper: bool, lower: bool | None, extra_flags: int,
-                 when: int) -> None:
-    """Set the executable's overlay flags, inode and times for the thread's current exepath."""
+                 when: int, meta: FileMeta | None = None) -> None:
+    """Set the executable's overlay flags, inode and times for the thread's current exepath.
+
+    The times are the inode's when the scenario knows it (``meta``: it declared, wrote or chmod'ed
+    the file); a binary only said to be dropped (upper layer) or a memfd it never showed being
+    written was changed a minute before the exec; anything else is an old system file.
+    """
     thread.exe_flags = extra_flags | exe_layer_flags(thread.container, upper, lower)
     thread.exe_ino = stable_number("ino", thread.container_id, thread.exepath, floor=2)
-    if upper or extra_flags & PPM_EXE_FROM_MEMFD:
+    if meta is not None:
+        thread.exe_ctime, thread.exe_mtime = meta.ctime, meta.mtime
+    elif upper or extra_flags & PPM_EXE_FROM_MEMFD:
         thread.exe_ctime = thread.exe_mtime = max(world.boot_ts, when - 60 * 1_000_000_000)
     else:
         thread.exe_ctime = thread.exe_mtime = world.boot_ts - 30 * 24 * HOUR

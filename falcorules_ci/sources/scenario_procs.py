@@ -27,6 +27,7 @@ from falcorules_ci.sources.scenario_decl import (
     std_fds,
     text_list,
 )
+from falcorules_ci.sources.scenario_files import exe_source, exe_writable, exepath_through_fd, opened_through
 from falcorules_ci.sources.scenario_tables import (
     ALL_CAPS,
     PPM_CL_CLONE_FILES,
@@ -34,6 +35,7 @@ from falcorules_ci.sources.scenario_tables import (
     PPM_CL_CLONE_SIGHAND,
     PPM_CL_CLONE_THREAD,
     PPM_CL_CLONE_VM,
+    PPM_EXE_FROM_MEMFD,
     PPM_EXE_WRITABLE,
 )
 from falcorules_ci.sources.scenario_values import int_value, time_or_offset, tty_value
@@ -56,19 +58,24 @@ class Image:
     comm: str
     args: tuple[str, ...]
     env: tuple[str, ...]
+    cwd: str  # what a relative filename is relative to
 
 
-def read_image(cur: Cursor, thread: Thread, *, cwd: str | None = None) -> Image:
+def read_image(world: World, cur: Cursor, thread: Thread, *, cwd: str | None = None) -> Image:
     exe = cur.child("exe").text
     if not exe:
         cur.child("exe").fail(f"{cur.where}.exe: must not be empty")
     base_cwd = cwd if cwd is not None else thread.cwd
     argv0 = cur.child("argv0").text if cur.has("argv0") else exe
-    exepath = cur.child("exepath").text if cur.has("exepath") else normalize_path(exe, base_cwd)
+    if cur.has("exepath"):
+        exepath = cur.child("exepath").text
+    else:
+        through = opened_through(world, thread, exe, base_cwd)
+        exepath = exepath_through_fd(through) if through is not None else normalize_path(exe, base_cwd)
     comm = cur.child("comm").text if cur.has("comm") else comm_of(exe)
     args = text_list(cur.get("args"))
     env = env_list(cur.child("env")) if cur.has("env") else thread.env
-    return Image(exe, argv0, exepath, comm, args, env)
+    return Image(exe, argv0, exepath, comm, args, env, base_cwd)
 
 
 def apply_image(world: World, thread: Thread, cur: Cursor, image: Image, when: int) -> None:
@@ -95,14 +102,18 @@ def apply_image(world: World, thread: Thread, cur: Cursor, image: Image, when: i
     if cur.has("caps"):
         caps = read_caps(cur.child("caps"), caps)
     thread.cap_inheritable, thread.cap_permitted, thread.cap_effective = caps
+    source = exe_source(world, thread, image.filename, image.exepath, image.cwd)
     if cur.has("exe_flags"):
         flags, upper, lower = read_exe_flags(cur.child("exe_flags"))
-    elif (thread.container_id, image.exepath) in world.written_paths:
-        # A binary the scenario wrote itself: writable, and in a container on the upper layer.
-        flags, upper, lower = PPM_EXE_WRITABLE, thread.container is not None, None
     else:
-        flags, upper, lower = 0, False, None
-    exe_identity(world, thread, upper, lower, flags, when)
+        # What the drivers see with the task's new credentials: whether it may write the file,
+        # whether it is a memfd (not on any overlay), and whether the scenario dropped it into the
+        # container (the overlay's upper layer).
+        flags = (PPM_EXE_WRITABLE if exe_writable(world, thread, source) else 0) | (
+            PPM_EXE_FROM_MEMFD if source.memfd else 0)
+        upper = source.written and thread.container is not None
+        lower = False if source.memfd else None
+    exe_identity(world, thread, upper, lower, flags, when, source.meta)
     if cur.has("exe_ino"):
         thread.exe_ino = int_value(cur.child("exe_ino"), minimum=0)
     for key in ("exe_ctime", "exe_mtime"):
@@ -236,7 +247,7 @@ def _new_process(world: World, item: Cursor, pid: int, parent: Thread | None, co
     thread.root = item.child("root").text if item.has("root") else "/"
     thread.pidns_init_start_ts = pidns_start(world, container)
     thread.cap_inheritable, thread.cap_permitted, thread.cap_effective = default_caps(uid, container)
-    image = read_image(item, thread)
+    image = read_image(world, item, thread)
     apply_image(world, thread, item, image, started)
     thread.fds = std_fds(thread)
     for fd_cur in item.child("fds").elements() if item.has("fds") else ():
@@ -274,7 +285,8 @@ def _implicit_init(world: World) -> None:
                   env=("HOME=/", "TERM=linux"), sid=1, pgid=1, vpgid=1, vtid=1, vpid=1,
                   cap_permitted=ALL_CAPS, cap_effective=ALL_CAPS, clone_ts=world.boot_ts,
                   cgroups=cgroups_for("/init.scope"), fdlimit=1073741816)
-    exe_identity(world, init, False, None, 0, world.boot_ts)
+    # Root running a root-owned binary: the drivers report it writable.
+    exe_identity(world, init, False, None, PPM_EXE_WRITABLE, world.boot_ts)
     init.fds = std_fds(init)
     world.threads[1] = init
     world.reserved_pids.add(1)
@@ -298,7 +310,7 @@ def _shim(world: World, container: Container) -> Thread:
                   args=args, env=(DEFAULT_PATH,), sid=pid, pgid=pid,
                   vpgid=pid, vtid=pid, vpid=pid, cap_permitted=ALL_CAPS, cap_effective=ALL_CAPS,
                   clone_ts=world.start_ts - HOUR, cgroups=cgroups_for("/system.slice/containerd.service"))
-    exe_identity(world, shim, False, None, 0, shim.clone_ts)
+    exe_identity(world, shim, False, None, PPM_EXE_WRITABLE, shim.clone_ts)
     shim.fds = std_fds(shim)
     world.threads[pid] = shim
     world.shims[container.info.id] = pid

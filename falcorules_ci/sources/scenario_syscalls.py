@@ -1,5 +1,6 @@
 """One syscall as an enter+exit pair: arguments by the event table's names, derived parameters
-(fd numbers, tuples, devices and inodes) and the fd-table effects the kernel would have.
+(fd numbers, tuples, devices and inodes), and the effects the kernel would have on fd tables and
+on files (owner, mode and times; see :mod:`falcorules_ci.sources.scenario_files`).
 
 A :class:`Call` is filled by the scenario's ``args`` or by a high-level action, then
 :func:`record` completes it the way the kernel would and emits its events.
@@ -14,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from falcorules_ci.errors import InputError, Span
+from falcorules_ci.sources import scenario_files as files
 from falcorules_ci.sources.event import SockAddr, SockTuple
-from falcorules_ci.sources.scenario_decl import resolve_gid, resolve_uid
-from falcorules_ci.sources.scenario_emit import STRING_TYPES, SyscallEvents, Timeline
+from falcorules_ci.sources.scenario_emit import SyscallEvents, Timeline
 from falcorules_ci.sources.scenario_tables import (
     FD_BPF,
     FD_DIRECTORY,
@@ -58,18 +59,6 @@ from falcorules_ci.sources.scenario_tables import (
     SOCK_DGRAM,
     SOCK_STREAM,
 )
-from falcorules_ci.sources.scenario_values import (
-    bytes_value,
-    errno_value,
-    fd_value,
-    flag_table_for,
-    flags_value,
-    int_value,
-    mode_value,
-    signal_value,
-    sockaddr_value,
-    socktuple_value,
-)
 from falcorules_ci.sources.scenario_world import (
     HOST_DEV,
     OVERLAY_DEV,
@@ -85,6 +74,7 @@ from falcorules_ci.sources.scenario_yaml import Cursor
 EINPROGRESS = -115
 DEFAULT_BACKLOG = 4096
 SOCK_TYPE_MASK = 0xF
+RENAME_EXCHANGE = FLAG_TABLES["renameat2_flags"]["RENAME_EXCHANGE"]
 SOCK_NONBLOCK = 0o4000
 SOCK_CLOEXEC = 0o2000000
 # Parameters whose values are (ranges of) fds and default to "the current directory".
@@ -128,6 +118,8 @@ class Call:
     cur: Cursor | None = None  # the event node, for error positions
     span: Span | None = None
     exit_only: dict[str, Any] = field(default_factory=dict)  # values only the exit event reports
+    # Effects that happen at the exit's time (file times), run with that timestamp.
+    at_exit: list[Callable[[int], None]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -168,64 +160,6 @@ class Call:
         return entry
 
 
-def parse_args(world: World, thread: Thread, events: SyscallEvents, args: Cursor | None) -> dict[str, Any]:
-    """The ``args`` mapping converted by each parameter's type (and flag table)."""
-    values: dict[str, Any] = {}
-    for key, item in args.items() if args is not None else ():
-        name = "oldfd" if key == "fd" and events.name in ("dup", "dup2", "dup3") else key
-        ptype = events.param_type(name)
-        if ptype is None:
-            known = ", ".join(n for n in events.param_names if n != events.exit.params[0].name)
-            item.fail(f"{item.where}: {events.name} has no parameter {key!r} (parameters: {known})", key=True)
-        values[name] = convert(world, thread, events.name, name, ptype, item)
-    return values
-
-
-def convert(world: World, thread: Thread, event: str, name: str, ptype: str, item: Cursor) -> Any:
-    table = flag_table_for(event, name)
-    if ptype in STRING_TYPES:
-        if isinstance(item.value, (dict, list)):
-            item.fail(f"{item.where}: expected text")
-        return item.text
-    if ptype == "PT_FD":
-        return fd_value(item)
-    if ptype == "PT_ERRNO":
-        return errno_value(item)
-    if ptype == "PT_UID":
-        return resolve_uid(world, item, thread.container)
-    if ptype == "PT_GID":
-        return resolve_gid(world, item, thread.container)
-    if ptype == "PT_MODE" or (name == "mode" and table is None and ptype.startswith("PT_UINT")):
-        return mode_value(item, table)
-    if ptype.startswith(("PT_FLAGS", "PT_ENUMFLAGS")) or table is not None:
-        return flags_value(item, table, single=ptype.startswith("PT_ENUMFLAGS"))
-    if ptype == "PT_SIGTYPE":
-        return signal_value(item)
-    if ptype == "PT_BYTEBUF":
-        return bytes_value(item)
-    if ptype == "PT_SOCKADDR":
-        return sockaddr_value(item, world.dns)
-    if ptype == "PT_SOCKTUPLE":
-        return socktuple_value(item, world.dns)
-    if ptype == "PT_FDLIST":
-        pairs = []
-        for entry in item.elements():
-            if isinstance(entry.value, list) and len(entry.value) == 2:
-                pairs.append((int(entry.value[0]), int(entry.value[1])))
-            else:
-                pairs.append((int_value(entry), 0))
-        return tuple(pairs)
-    if ptype == "PT_DYN":
-        if isinstance(item.value, int) and not isinstance(item.value, bool):
-            return struct.pack("<BQ", 0, item.value & 0xFFFFFFFFFFFFFFFF)
-        return bytes_value(item)
-    if ptype == "PT_DOUBLE":
-        if not isinstance(item.value, (int, float)) or isinstance(item.value, bool):
-            item.fail(f"{item.where}: expected a number")
-        return float(item.value)
-    return int_value(item)
-
-
 def record(call: Call, timeline: Timeline, *, enter_values: dict[str, Any] | None = None) -> None:
     """Complete ``call`` (defaults, derived values, fd-table effects) and emit its events."""
     exit_info = call.events.exit
@@ -256,7 +190,9 @@ def record(call: Call, timeline: Timeline, *, enter_values: dict[str, Any] | Non
     if call.events.enter is not None:
         timeline.emit(call.thread.tid, call.events.enter,
                       call.values if enter_values is None else enter_values, call.span)
-    timeline.emit(call.thread.tid, exit_info, {**call.values, **call.exit_only}, call.span)
+    exited = timeline.emit(call.thread.tid, exit_info, {**call.values, **call.exit_only}, call.span)
+    for effect in call.at_exit:
+        effect(exited.ts)
 
 
 def _lowest_fd(call: Call, start: int = 0) -> int:
@@ -311,13 +247,15 @@ def _open(call: Call) -> None:
     writing = bool(flags & (PPM_O_WRONLY | PPM_O_CREAT | PPM_O_TRUNC))
     values["flags"] = flags & ~_EXIT_ONLY_OPEN_FLAGS
     key = (call.thread.container_id, path)
+    created = bool((flags & PPM_O_CREAT or call.name == "creat") and key not in call.world.seen_paths)
     if not reported:
-        if flags & PPM_O_CREAT and key not in call.world.seen_paths and call.name != "creat":
+        if created and call.name != "creat":
             reported |= PPM_O_F_CREATED
         reported |= _layer(call, path, writing)
     call.world.seen_paths.add(key)
     if writing:
         call.world.written_paths.add(key)
+        call.at_exit.append(lambda ts: _opened_for_writing(call, path, created, values["mode"], ts))
     if call.name == "creat":
         layer = reported & (PPM_FD_UPPER_LAYER | PPM_FD_LOWER_LAYER)
         values.setdefault("creat_flags", 1 if layer == PPM_FD_UPPER_LAYER else 2 if layer else 0)
@@ -325,7 +263,53 @@ def _open(call: Call) -> None:
         call.exit_only["flags"] = values["flags"] | reported
     kind = FD_DIRECTORY if flags & PPM_O_DIRECTORY else FD_FILE
     call.thread.fds[fd] = OpenFd(kind, path, flags | reported, ino=values["ino"], dev=values["dev"],
-                                 cloexec=bool(flags & PPM_O_CLOEXEC))
+                                 cloexec=bool(flags & PPM_O_CLOEXEC), meta=call.world.files.get(key))
+
+
+def _opened_for_writing(call: Call, path: str, created: bool, mode: int, when: int) -> None:
+    """A created file is the caller's; truncating one changes its content."""
+    world, thread = call.world, call.thread
+    if created:
+        meta = files.create_file(world, thread, path, mode, when)
+    else:
+        meta = files.tracked(world, thread, path)
+        if call.name == "creat" or call.values["flags"] & PPM_O_TRUNC:
+            files.modified(meta, when)
+    entry = thread.fds.get(call.result)
+    if entry is not None and entry.name == path:
+        entry.meta = meta
+
+
+def _inode_change(call: Call) -> None:
+    """chmod, chown and rename families: the inode's mode, owner or path changes at the exit."""
+    values, name = call.values, call.name
+    if call.res not in (None, 0):
+        return
+    if name in ("fchmod", "fchown"):
+        entry = call.fd_entry("fd", values.get("fd", -1))
+        path = None
+    elif name.startswith("rename"):
+        old = _resolve(call, values.get("oldpath", ""), values.get("olddirfd"))
+        new = _resolve(call, values.get("newpath", ""), values.get("newdirfd"))
+        swap = bool(values.get("flags", 0) & RENAME_EXCHANGE)
+        call.at_exit.append(lambda ts: files.rename(call.world, call.thread, old, new, ts, exchange=swap))
+        return
+    else:
+        key = "filename" if "chmod" in name else "pathname" if name == "fchownat" else "path"
+        path = _resolve(call, values.get(key, ""), values.get("dirfd"))
+        entry = None
+
+    def change(ts: int) -> None:
+        meta = files.fd_inode(call.world, call.thread, entry, ts) if entry is not None else (
+            files.tracked(call.world, call.thread, path) if path else None)
+        if meta is None:
+            return
+        if "chmod" in name:
+            files.chmod(meta, values.get("mode", meta.mode), ts)
+        else:
+            files.chown(meta, values.get("uid", -1), values.get("gid", -1), ts)
+
+    call.at_exit.append(change)
 
 
 def _layer(call: Call, path: str, writing: bool) -> int:
@@ -446,6 +430,9 @@ def _transfer(call: Call) -> None:
     call.values.setdefault("size", max(len(data), 4096) if reading else len(data))
     if call.res is None:
         call.res = len(data)
+    written = call.thread.fds.get(call.values.get("fd", -1))
+    if not reading and written is not None and not written.is_socket and call.ok:
+        call.at_exit.append(lambda ts: _content_written(call, written, ts))
     if "tuple" not in call.values and any(p.name == "tuple" for p in call.events.exit.params):
         entry = _socket_entry(call)
         if entry is not None and entry.family in (PPM_AF_INET, PPM_AF_INET6):
@@ -461,6 +448,12 @@ def _transfer(call: Call) -> None:
             local_end = call.values["tuple"]
             entry.local = (local_end.src_addr, local_end.src_port) if not reading else (
                 local_end.dst_addr, local_end.dst_port)
+
+
+def _content_written(call: Call, entry: OpenFd, when: int) -> None:
+    meta = files.fd_inode(call.world, call.thread, entry, when)
+    if meta is not None:
+        files.modified(meta, when)
 
 
 def _close(call: Call) -> None:
@@ -540,7 +533,11 @@ def _new_fd(call: Call) -> None:
     name = f"memfd:{call.values.get('name', '')}" if kind == FD_MEMFD else _FD_NAMES.get(kind, "")
     flags = call.values.get("flags", 0) if call.name != "memfd_create" else PPM_O_RDWR
     cloexec = bool(call.values.get("flags", 0) & 1) if call.name == "memfd_create" else bool(flags & PPM_O_CLOEXEC)
-    call.thread.fds[fd] = OpenFd(kind, name, flags if isinstance(flags, int) else 0, cloexec=cloexec)
+    entry = OpenFd(kind, name, flags if isinstance(flags, int) else 0, cloexec=cloexec)
+    call.thread.fds[fd] = entry
+    if kind == FD_MEMFD:
+        # The memfd's inode belongs to its creator from the moment it exists.
+        call.at_exit.append(lambda ts: _content_written(call, entry, ts))
 
 
 def _chdir(call: Call) -> None:
@@ -600,5 +597,7 @@ _HANDLERS: dict[str, Callable[[Call], None]] = {
     "close_range": _close_range, "dup": _dup, "dup2": _dup, "dup3": _dup, "fcntl": _fcntl, "pipe": _pipe,
     "pipe2": _pipe, "socketpair": _pipe, "chdir": _chdir, "fchdir": _chdir, "chroot": _chdir,
     "setuid": _setid, "setgid": _setid, "setresuid": _setid, "setreuid": _setid, "setresgid": _setid,
-    "setregid": _setid, "capset": _capset, "ptrace": _ptrace,
+    "setregid": _setid, "capset": _capset, "ptrace": _ptrace, "chmod": _inode_change, "fchmod": _inode_change,
+    "fchmodat": _inode_change, "chown": _inode_change, "lchown": _inode_change, "fchown": _inode_change,
+    "fchownat": _inode_change, "rename": _inode_change, "renameat": _inode_change, "renameat2": _inode_change,
 }

@@ -25,8 +25,10 @@ from falcorules_ci.sources.scenario_tables import (
     PPM_AF_INET6,
     PPM_AF_UNIX,
     PPM_CL_CLONE_THREAD,
+    PPM_EXE_FROM_MEMFD,
     PPM_EXE_LOWER_LAYER,
     PPM_EXE_UPPER_LAYER,
+    PPM_EXE_WRITABLE,
 )
 
 CGROUP_SUBSYSTEMS = ("cpuset", "cpu", "cpuacct", "io", "memory", "devices", "freezer", "net_cls",
@@ -43,6 +45,18 @@ def stable_number(*parts: object, bits: int = 32, floor: int = 0) -> int:
 
 def stable_hex(*parts: object, length: int = 64) -> str:
     return hashlib.sha256("\x00".join(map(str, parts)).encode()).hexdigest()[:length]
+
+
+@dataclass(slots=True)
+class FileMeta:
+    """What the scenario knows about a file's inode: who owns it, its permission bits and the
+    times the kernel would report for it (ns since the epoch)."""
+
+    uid: int
+    gid: int
+    mode: int  # permission bits, 0o7777
+    mtime: int
+    ctime: int
 
 
 def normalize_path(path: str, cwd: str) -> str:
@@ -71,6 +85,9 @@ class OpenFd:
     listening: bool = False
     unix_path: str = ""
     inbound: bool = False  # accepted: the remote end is the client
+    # The inode behind a file or memfd, once the scenario changed it (shared by dups and forks,
+    # and by every fd of the same path: it follows renames).
+    meta: FileMeta | None = None
 
     @property
     def is_socket(self) -> bool:
@@ -204,6 +221,10 @@ class Thread:
             cap_permitted=self.cap_permitted, cap_effective=self.cap_effective, cgroups=self.cgroups,
             root=self.root, exe_ino=self.exe_ino, exe_ino_ctime=self.exe_ctime, exe_ino_mtime=self.exe_mtime,
             clone_ts=self.clone_ts, pidns_init_start_ts=self.pidns_init_start_ts,
+            exe_writable=bool(self.exe_flags & PPM_EXE_WRITABLE),
+            exe_upper_layer=bool(self.exe_flags & PPM_EXE_UPPER_LAYER),
+            exe_lower_layer=bool(self.exe_flags & PPM_EXE_LOWER_LAYER),
+            exe_from_memfd=bool(self.exe_flags & PPM_EXE_FROM_MEMFD),
             fds=tuple(entry.info(fd) for fd, entry in sorted(self.fds.items())) if self.tid == self.pid else (),
         )
 
@@ -262,6 +283,9 @@ class World:
     seen_paths: set[tuple[str, str]] = field(default_factory=set)  # (container id, path) opened so far
     dns: dict[str, tuple[str, ...]] = field(default_factory=dict)  # host name -> addresses
     written_paths: set[tuple[str, str]] = field(default_factory=set)  # opened for writing so far
+    # (container id, path) -> the file's inode, for files the scenario declared, created or
+    # changed; any other file is a system file: root's, 0755, unchanged since long before boot.
+    files: dict[tuple[str, str], FileMeta] = field(default_factory=dict)
     next_port: int = 40000
 
     def container(self, key: str) -> Container | None:

@@ -36,6 +36,7 @@ from falcorules_ci.state.containers import (
     container_type_name,
     record_from_json,
 )
+from falcorules_ci.state.dns import DnsAnswers
 from falcorules_ci.state.fds import FROM_PROC, ROLE_CLIENT, ROLE_SERVER, SOCKET_CONNECTED, FdInfo
 from falcorules_ci.state.layouts import Layout, layout_of
 from falcorules_ci.state.sockets import Interfaces, as_ipv4, is_ipv4_mapped, parse_ip, tuple_text
@@ -65,6 +66,8 @@ class SyscallState:
         self.users = UserTable(header.users, header.groups)
         self.containers = ContainerTable(header.containers)
         self.interfaces = Interfaces(header.interfaces)
+        # The resolver's answers for fd.*ip.name (a scenario's dns; a capture has none).
+        self.dns = DnsAnswers(header.dns)
         self.first_ts = 0
         # Per-event results.
         self.event: Event | None = None
