@@ -159,6 +159,9 @@ def test_either_end_fields() -> None:
     assert holds("fd.port < 1024", fd__port=ports)
     assert holds("fd.port in (80, 443)", fd__port=ports)
     assert not holds("fd.port != 443", fd__port=ports)
+    # An endpoint the extractor could not give never matches a network.
+    assert holds("fd.net != 127.0.0.0/8", fd__net=EitherEnd((None, None)))
+    assert not holds("fd.net = 127.0.0.0/8", fd__net=EitherEnd((None, None)))
     # An fd that is not an IP socket: only 'exists' holds.
     assert holds("fd.ip exists", fd__ip=EitherEnd(()))
     assert not holds("fd.ip != 8.8.8.8", fd__ip=EitherEnd(()))

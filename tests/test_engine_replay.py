@@ -184,6 +184,33 @@ def test_scenario_replay(tmp_path: Path) -> None:
     assert alerts[0].output_fields["container.id"] == "3ad7b26ded6d"
 
 
+def test_explain_with_real_state(tmp_path: Path) -> None:
+    from falcorules_ci.sources.scenario import load_scenario
+    from falcorules_ci.state import SyscallState
+
+    path = tmp_path / "shadow.yaml"
+    path.write_text(SCENARIO)
+    rules = SHADOW_RULES + """
+- rule: Shadow read by root shells only
+  desc: d
+  condition: evt.type = openat and fd.name = /etc/shadow and proc.pname in (sshd, login)
+  output: x
+  priority: WARNING
+"""
+    engine = EmbeddedEngine(load_ruleset(texts=[("r.yaml", rules)]), EngineOptions(rule_matching="all"))
+    scenario = load_scenario(path)
+    state = SyscallState(scenario.header)
+    for event in scenario.events():
+        state.update(event)
+        if event.name == "openat" and event.direction == "<":
+            break
+    clauses = engine.explain("Shadow read by root shells only", event, state)
+    checks = {c.text: (c.result, dict(c.values)) for c in clauses if c.kind == "check"}
+    assert checks["fd.name = /etc/shadow"] == (True, {"fd.name": "/etc/shadow"})
+    assert checks["proc.pname in (sshd, login)"] == (False, {"proc.pname": "nginx"})
+    assert [a.rule for a in engine.process(event, state)] == ["Shadow read"]
+
+
 def test_legacy_mode_evaluates_enter_events_too(tmp_path: Path) -> None:
     path = tmp_path / "shadow.yaml"
     path.write_text(SCENARIO)
@@ -241,6 +268,16 @@ def test_event_stream_input_and_generated_events(ruleset: Ruleset) -> None:
     run = replay(ruleset, [EventStream("list", events)], EngineOptions(rule_matching="all"), resolver=fake_resolver)
     assert [a.rule for a in run] == ["A net shell", "B shell", "D any", "A net shell"]
     assert run.events_read == {"list": 2}
+
+
+def test_k8s_event_stream_goes_to_k8s_rules_only() -> None:
+    payload = audit_event("delete", "bob", "configmaps", namespace="default", name="cm",
+                          time="2024-05-01T12:00:00Z")  # fmt: skip
+    event = Event(1, 1714564800_000_000_000, -1, 322, "pluginevent", ">", payload=payload, source="k8s_audit")
+    both = load_ruleset([K8SAUDIT], texts=[("r.yaml", SHADOW_RULES)])
+    run = replay(both, [EventStream("audit", [event], source="k8s_audit")], EngineOptions(rule_matching="all"))
+    assert [a.rule for a in run] == ["Disallowed K8s User", "K8s ConfigMap Deleted"]
+    assert run.events_read == {"audit": 1}
 
 
 def test_inputs_that_cannot_be_replayed(tmp_path: Path, ruleset: Ruleset) -> None:

@@ -3,10 +3,11 @@ operators and ``pmatch`` glob components use it, translated into Python regular 
 
 With flags 0, ``*`` and ``?`` match ``/`` and a leading ``.`` like any other byte; ``\\`` escapes;
 ``[...]`` is a bracket expression with ``!``/``^`` negation, ranges, ``[:class:]``,
-``[=c=]`` and ``[.c.]``. Brackets follow glibc's parsing loop byte for byte, quirks included: an
-unterminated bracket is a literal ``[`` unless the byte under it would have matched (then nothing
-matches), and malformed collating symbols make the pattern fail. Matching works on bytes, as C
-does in the C locale: ``?`` is one byte of a UTF-8 character.
+``[=c=]`` and ``[.c.]``. Brackets follow glibc's (2.36) parsing loop byte for byte, quirks
+included: an unterminated bracket is a literal ``[``, a malformed collating symbol makes the
+pattern fail, and what a bracket accepts can depend on the byte under it (so a bracket may become
+an alternation). Matching works on bytes, as C does in the C locale: ``?`` is one byte of a UTF-8
+character. Checked against the C library's own ``fnmatch`` by the tests.
 """
 
 from __future__ import annotations
@@ -165,12 +166,29 @@ class _Bracket:
         p += 1
         cend = at(p)
         p += 1
-        if cend == _BACKSLASH:
-            cend = at(p)
-            p += 1
-        if cend == 0:
-            return _FAIL, -1
-        cend = _fold(cend, self.casefold)
+        if cend == _OPEN and at(p) == _DOT:
+            # The range ends with a collating symbol: one byte, taken as written.
+            startp = p
+            length = 0
+            while True:
+                p += 1
+                c = at(p)
+                if c == _DOT and at(p + 1) == _CLOSE:
+                    p += 2
+                    break
+                if c == 0:
+                    return _FAIL, -1
+                length += 1
+            if length != 1:
+                return _FAIL, -1
+            cend = self.pat[startp + 1]
+        else:
+            if cend == _BACKSLASH:
+                cend = at(p)
+                p += 1
+            if cend == 0:
+                return _FAIL, -1
+            cend = _fold(cend, self.casefold)
         if cold <= fn <= cend:
             return _MATCH, p
         return _NO, p
@@ -208,7 +226,7 @@ class _Bracket:
             elif c == _OPEN and at(p) == _EQUAL:
                 p += 1
                 if at(p) == 0:
-                    return _UNTERMINATED, -1
+                    return _FAIL, -1
                 p += 1
                 if at(p) != _EQUAL or at(p + 1) != _CLOSE:
                     return _FAIL, -1
@@ -218,7 +236,7 @@ class _Bracket:
                     p += 1
                     c = at(p)
                     if c == 0:
-                        return _UNTERMINATED, -1
+                        return _FAIL, -1
                     if c == _DOT and at(p + 1) == _CLOSE:
                         break
                 p += 2

@@ -14,7 +14,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from falcorules_ci.engine.matching import PathPrefixSet, ascii_lower, compile_glob, to_bytes
+from falcorules_ci.engine.cglob import compile_glob
+from falcorules_ci.engine.matching import PathPrefixSet, ascii_lower, to_bytes
 from falcorules_ci.fields.registry import FieldType
 
 Test = Callable[[Any], bool]
@@ -47,7 +48,10 @@ def canonical_op(op: str) -> str:
 
 
 def in_net(value: Any, net: Any) -> bool:
-    """``(addr & mask) == (net & mask)``; an address of the other IP version never matches."""
+    """``(addr & mask) == (net & mask)``; an address of the other IP version never matches, nor
+    does an endpoint the extractor could not give."""
+    if value is None:
+        return False
     if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
         value = value.network_address
     if isinstance(net, ipaddress.IPv4Network | ipaddress.IPv6Network):

@@ -4,7 +4,7 @@ A condition becomes one generated Python function over a per-event value cache: 
 ``not`` are Python's own short-circuiting operators, common comparisons are inlined, and every
 field is extracted at most once per event however many rules use it (the cache is shared by all
 rules of a source and cleared for each event). Semantics are libsinsp's: a missing value makes
-every check false, ``not`` included only afterwards (see :mod:`falcorules_ci.engine.compare`).
+every check false, and ``not`` applies only afterwards (see :mod:`falcorules_ci.engine.compare`).
 
 The same checks also exist as closures, which :func:`explain` uses to report each check's truth
 value and the values it saw.

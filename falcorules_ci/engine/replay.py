@@ -252,9 +252,10 @@ class ReplayRun(Iterator[Alert]):
     def _replay_plugin(self, opened: Any, report: InputReport) -> Iterator[Alert]:
         state = self._plugin_state()
         process = self.engine.process
+        events: Iterable[Event] = opened.events() if isinstance(opened, EventStream) else opened
         read = 0
         try:
-            for event in opened:
+            for event in events:
                 read += 1
                 state.update(event)
                 alerts = process(event, state)
