@@ -235,7 +235,8 @@ def test_socket_before_connect_has_no_role_so_no_endpoints() -> None:
     r = _tree()
     ev = r("socket", 101, fd=4, domain=c.AF_INET, type=c.SOCK_STREAM, proto=0)
     assert get(r, ev, "fd.sip") is None and get(r, ev, "fd.l4proto") == "<NA>"
-    assert get(r, ev, "fd.typechar") == "4" and get(r, ev, "fd.ip") == (None, None)
+    # libsinsp compares the zeroed addresses of a socket that has none yet
+    assert get(r, ev, "fd.typechar") == "4" and get(r, ev, "fd.ip") == (IPv4Address(0), IPv4Address(0))
 
 
 def test_setuid_arguments_resolve_user_names() -> None:

@@ -41,11 +41,6 @@ def pod(container_id: str, name: str, image: str, pod_name: str, namespace: str)
             f"container_image_tag={tag} k8s_pod_name={pod_name} k8s_ns_name={namespace}")
 
 
-SIP_NAME_BUG = ("engine bug: fd.sip.name's value is the EitherEnd of names that resolve to the address "
-                "(libsinsp compare_domain via sinsp_dns_manager::match), but engine/operands.py "
-                "EITHER_END_FIELDS lacks fd.cip.name/fd.sip.name/fd.lip.name/fd.rip.name, so it is "
-                "compared as one scalar and '=' never holds")
-
 
 @dataclass(frozen=True, slots=True)
 class Case:
@@ -101,8 +96,7 @@ CASES = [
         "lport=51844 rport=443 fd_type=ipv4 fd_proto=tcp evt_type=connect user=root user_uid=0 "
         "user_loginuid=-1 process=python3 proc_exepath=/usr/local/bin/python3 parent=containerd-shim "
         "command=python3 /app/worker.py terminal=0 "
-        + pod("4c2e6a8b0d17", "reports", "ghcr.io/acme/reports:2.0.3", "reports-84f6c9d7b-7tq2w", "analytics"),),
-         fire_bug=SIP_NAME_BUG),
+        + pod("4c2e6a8b0d17", "reports", "ghcr.io/acme/reports:2.0.3", "reports-84f6c9d7b-7tq2w", "analytics"),)),
     Case("Netcat Remote Code Execution in Container", (
         "Netcat runs inside container that allows remote code execution | evt_type=execve user=<NA> "
         "user_uid=33 user_loginuid=-1 process=nc proc_exepath=/bin/nc parent=sh "

@@ -18,6 +18,9 @@ from falcorules_ci.engine.cglob import compile_glob
 from falcorules_ci.engine.matching import PathPrefixSet, ascii_lower, to_bytes
 from falcorules_ci.fields.registry import FieldType
 
+# Fields whose value is the names resolving to the fd's address; none resolving is a value too.
+DOMAIN_FIELDS: Final = frozenset({"fd.cip.name", "fd.sip.name", "fd.lip.name", "fd.rip.name"})
+
 Test = Callable[[Any], bool]
 DynamicTest = Callable[[Any, Any], bool]
 
@@ -247,6 +250,9 @@ def either_end_test(op: str, ftype: FieldType, values: Sequence[Any], field_name
     if not values:
         return lambda v: False
     test = _either_end_values(op, ftype, values, field_name)
+    if field_name in DOMAIN_FIELDS:
+        # libsinsp's compare_domain: `!=` is true when no name resolves to the address.
+        return test
     return lambda v: bool(v) and test(v)
 
 

@@ -21,7 +21,7 @@ from falcorules_ci.condition.typecheck import (
     TypedOperand,
     TypedTransform,
 )
-from falcorules_ci.engine.compare import Special
+from falcorules_ci.engine.compare import DOMAIN_FIELDS, Special
 from falcorules_ci.engine.generic import plugin_generic_extractor
 from falcorules_ci.engine.matching import (
     ascii_lower,
@@ -43,7 +43,7 @@ FieldResolver = Callable[[FieldMatch, str, bool], Extractor]
 # Fields whose bare (argument-less) form compares against every ancestor (compare_full_a*).
 ANCESTOR_FIELDS: Final = frozenset({"proc.aname", "proc.apid", "proc.aexe", "proc.aexepath", "proc.acmdline", "proc.aenv"})
 # Fields compared on both connection endpoints (sinsp_filter_check_fd::compare_ip/net/port).
-EITHER_END_FIELDS: Final = frozenset({"fd.ip", "fd.net", "fd.port", "fd.proto"})
+EITHER_END_FIELDS: Final = frozenset({"fd.ip", "fd.net", "fd.port", "fd.proto", *DOMAIN_FIELDS})
 
 
 def field_type(ptype: str) -> FieldType:

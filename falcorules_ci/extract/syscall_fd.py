@@ -11,7 +11,7 @@ interfaces, or with the container's IP for container threads.
 from __future__ import annotations
 
 from collections.abc import Callable
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from falcorules_ci.extract.base import EitherEnd, Extractor
@@ -274,17 +274,24 @@ def _proto_text(kind: str) -> Factory:
     return _fd_field(getter)
 
 
+_UNSET_V4 = IPv4Address(0)
+_UNSET_V6 = IPv6Address(0)
+
+
 def _either(kind: str) -> Factory:
     """fd.ip / fd.net / fd.port / fd.proto: both ends of a connection (or the server address)."""
 
     def getter(fd: FdInfo, t: ThreadInfo, ev: Event, st: SyscallState) -> Any:
+        # libsinsp keeps a socket's info zeroed until it has an address, and compares that zero.
+        unset = _UNSET_V6 if fd.fd_type in (c.FD_IPV6_SOCK, c.FD_IPV6_SERVSOCK) else _UNSET_V4
         if fd.fd_type in TUPLE_SOCKETS:
             if kind == "addr":
-                return EitherEnd((fd.sip, fd.dip))
-            return EitherEnd((fd.sport, fd.dport))
+                return EitherEnd((fd.sip or unset, fd.dip or unset))
+            return EitherEnd((fd.sport or 0, fd.dport or 0))
         if fd.fd_type in SERVER_SOCKETS:
-            return EitherEnd((fd.sip,)) if kind == "addr" else EitherEnd((fd.sport, fd.sport))
-        return None
+            return EitherEnd((fd.sip or unset,)) if kind == "addr" else EitherEnd((fd.sport or 0, fd.sport or 0))
+        # Not an IP socket: `exists` is still true in libsinsp, every comparison false.
+        return EitherEnd(())
 
     return _fd_field(getter)
 
