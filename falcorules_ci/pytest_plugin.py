@@ -24,8 +24,9 @@ runs pay only for loading it.
 
 from __future__ import annotations
 
+import gc
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from falcorules_ci.engine.options import EngineOptions
     from falcorules_ci.expect.attack import AttackTable
     from falcorules_ci.expect.expectations import AlertLike, Expectation, Outcome, RuleCatalog
+    from falcorules_ci.expect.explain import ReplaySession
     from falcorules_ci.expect.fixture import Fixture, FixtureInput
     from falcorules_ci.ruleset.model import Ruleset
 
@@ -150,7 +152,24 @@ def _pack_key(paths: Sequence[Path], extra: Any) -> tuple[Any, ...]:
     return (tuple(stamp), extra)
 
 
+# Replay sessions (a compiled engine reused for every input) by pack and options.
+_SESSIONS: dict[tuple[int, EngineOptions], ReplaySession] = {}
+
+
+def _session(ruleset: Ruleset, options: EngineOptions) -> ReplaySession:
+    from falcorules_ci.expect.explain import ReplaySession
+
+    key = (id(ruleset), options)
+    found = _SESSIONS.get(key)
+    if found is None or found.ruleset is not ruleset:
+        found = _SESSIONS[key] = ReplaySession(ruleset, options)
+    return found
+
+
 def _default_replay(ruleset: Ruleset, fixture_input: FixtureInput, options: EngineOptions, engine: str) -> list[Any]:
+    if engine == "embedded":
+        # Compiling the pack's conditions costs more than replaying a small fixture: compile once.
+        return list(_session(ruleset, options).alerts(fixture_input))
     from falcorules_ci.expect.inputs import replay_input
 
     return replay_input(ruleset, fixture_input, options, engine)  # type: ignore[arg-type]
@@ -168,6 +187,8 @@ class FalcoRun:
         self.config = config
         self._alerts: dict[int, tuple[Fixture, list[Any] | BaseException]] = {}
         self._catalog: RuleCatalog | None = None
+        # Inputs whose alerts came from elsewhere than the embedded engine: not explained by it.
+        self._foreign: set[int] = set()
 
     @staticmethod
     def of(config: pytest.Config) -> FalcoRun:
@@ -218,9 +239,29 @@ class FalcoRun:
         result = self.config.hook.pytest_falco_replay(
             config=self.config, ruleset=ruleset, fixture_input=fixture_input, options=options
         )
+        if result is not None or _replay_impl is not _default_replay or self.settings.engine != "embedded":
+            self._foreign.add(id(fixture_input))
         if result is None:
             return _replay_impl(ruleset, fixture_input, options, self.settings.engine)
         return list(result)
+
+    def explained(self, fixture: Fixture, expectation: Expectation, outcome: Outcome, alerts: list[Any]) -> Outcome:
+        """A failed outcome with the clause-level explanation added, when the embedded engine
+        produced the alerts (another engine's alerts are not the embedded engine's to explain)."""
+        import dataclasses
+
+        from falcorules_ci.errors import FalcoRulesError
+        from falcorules_ci.expect.explain import failure_explanation
+
+        if id(fixture.input) in self._foreign:
+            return outcome
+        try:
+            text = failure_explanation(_session(self.ruleset(), self.engine_options()), fixture, expectation, alerts)
+        except FalcoRulesError as exc:
+            text = f"(no explanation: {exc})"
+        except Exception as exc:  # a defect in the explainer must not hide the failure itself
+            text = f"(no explanation: internal error {type(exc).__name__}: {exc})"
+        return dataclasses.replace(outcome, message=f"{outcome.message}\n{text}") if text else outcome
 
     def alerts(self, fixture: Fixture) -> list[Any]:
         """The fixture's alerts, replayed on first use; a failed replay fails every item alike."""
@@ -347,6 +388,26 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     items.extend(_coverage_items(session, settings))
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    settings = session.config.stash.get(settings_key, None)
+    if settings is None or not settings.active:
+        return
+    # Collected fixtures (with their positioned YAML) and the compiled pack live until the end of
+    # the session: keep them out of the cyclic collector, whose full passes (during the run and
+    # pytest's own at exit) would otherwise walk them again and again.
+    gc.freeze()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    fired = getattr(item, "rules_fired", None)
+    if call.when == "call" and fired is not None:
+        # A report attribute travels to xdist's controller; summaries (falcorules-ci test) read it.
+        report.falco_rules_fired = fired  # type: ignore[attr-defined]
+    return report
+
+
 # -- items ------------------------------------------------------------------------------------------------
 
 
@@ -416,6 +477,7 @@ class ExpectationItem(pytest.Item):
         super().__init__(**kwargs)
         self.fixture = fixture
         self.expectation = expectation
+        self.rules_fired: tuple[str, ...] | None = None  # once run: the rules the input fired
         if fixture.ioa is not None:
             self.user_properties.append(("ioa", fixture.ioa.name))
             if fixture.ioa.technique:
@@ -424,6 +486,7 @@ class ExpectationItem(pytest.Item):
     def runtest(self) -> None:
         run = FalcoRun.of(self.config)
         alerts = run.alerts(self.fixture)
+        self.rules_fired = tuple(dict.fromkeys(a.rule for a in alerts))
         outcome = self.expectation.check(alerts, run.catalog())
         span = self.expectation.span
         for text in outcome.warnings:
@@ -431,7 +494,7 @@ class ExpectationItem(pytest.Item):
             warnings.warn_explicit(FalcoAttackWarning(text), FalcoAttackWarning, str(self.path),
                                    span.line if span is not None else 0)  # fmt: skip
         if not outcome.passed:
-            raise ExpectationFailed(outcome)
+            raise ExpectationFailed(run.explained(self.fixture, self.expectation, outcome, alerts))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         return _failure_text(excinfo) or super().repr_failure(excinfo, style=style)

@@ -7,9 +7,11 @@ import sys
 import click
 
 from falcorules_ci import __version__
+from falcorules_ci.cli.explain_command import explain_command
 from falcorules_ci.cli.replay_command import replay_command
 from falcorules_ci.cli.rules_commands import lint_command, list_command
 from falcorules_ci.cli.scenario_command import scenario_group
+from falcorules_ci.cli.test_command import test_command
 
 
 class InputErrorExit(click.ClickException):
@@ -28,6 +30,8 @@ cli.add_command(lint_command)
 cli.add_command(list_command)
 cli.add_command(replay_command)
 cli.add_command(scenario_group)
+cli.add_command(test_command)
+cli.add_command(explain_command)
 
 
 def main(argv: list[str] | None = None) -> int:
