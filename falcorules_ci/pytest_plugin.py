@@ -383,9 +383,11 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     # tryfirst: the coverage items must exist before -k / -m deselect.
     settings = config.stash.get(settings_key, None)
-    if settings is None or not settings.active or not settings.require_tests:
+    if settings is None or not settings.active:
         return
-    items.extend(_coverage_items(session, settings))
+    items.extend(_attack_tag_items(session, settings))
+    if settings.require_tests:
+        items.extend(_coverage_items(session, settings))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -550,6 +552,51 @@ class CoverageItem(pytest.Item):
 
 class CoverageMissing(Exception):
     pass
+
+
+class AttackTagItem(pytest.Item):
+    """For a loaded rules file whose rules carry questionable ATT&CK tags: unknown ids fail the
+    item; revoked, deprecated or tactic-inconsistent tags pass it with a warning each."""
+
+    def __init__(self, *, errors: list[str], warnings: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.errors = errors
+        self.tag_warnings = warnings
+        self.add_marker("falco")
+
+    def runtest(self) -> None:
+        for text in self.tag_warnings:
+            warnings.warn(FalcoAttackWarning(text), stacklevel=1)
+        if self.errors:
+            raise CoverageMissing("\n".join(self.errors))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, CoverageMissing):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.name
+
+
+def _attack_tag_items(session: pytest.Session, settings: FalcoSettings) -> list[pytest.Item]:
+    """Check every ATT&CK tag of the loaded packs; an item only for files with findings."""
+    run = FalcoRun.of(session.config)
+    try:
+        rules = run.ruleset().rules
+    except RulesNotLoaded:
+        return []  # the load error is reported by every fixture item
+    findings: dict[Path, tuple[list[str], list[str]]] = {}
+    for rule in rules:
+        for finding in run.attack.check_tags(rule.tags):
+            errors, warns = findings.setdefault(Path(rule.span.path).resolve(), ([], []))
+            (errors if finding.is_error else warns).append(f"{rule.span}: rule {rule.name!r}: {finding.message}")
+    items: list[pytest.Item] = []
+    for path, (errors, warns) in findings.items():
+        nodeid = f"{_display(path, session.config)}::attack_tags"
+        items.append(AttackTagItem.from_parent(session, name="attack_tags", nodeid=nodeid, path=path,
+                                               errors=errors, warnings=warns))  # fmt: skip
+    return items
 
 
 def _coverage_items(session: pytest.Session, settings: FalcoSettings) -> list[pytest.Item]:

@@ -421,3 +421,24 @@ def test_real_engine_path(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=5, failed=1)
     # the scenario reader's error points into the fixture file
     result.stdout.fnmatch_lines(["fixtures/broken.yaml:5:*: events[[]0[]]: unknown key 'bogus'*"])
+
+
+def test_pack_attack_tags_unknown_ids_fail_with_the_rule_position(project: pytest.Pytester) -> None:
+    rules = project.path / "rules" / "rules.yaml"
+    rules.write_text(rules.read_text().replace("T1555", "T9999"))
+    result = run(project, "-k", "attack_tags")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*rules/rules.yaml:7:3: rule 'Read sensitive file untrusted':*T9999*"])
+
+
+def test_pack_attack_tags_tactic_mismatch_warns(project: pytest.Pytester) -> None:
+    rules = project.path / "rules" / "rules.yaml"
+    rules.write_text(rules.read_text().replace("mitre_execution, T1059", "mitre_exfiltration, T1059"))
+    result = run(project, "-k", "attack_tags", "-W", "default::falcorules_ci.pytest_plugin.FalcoAttackWarning")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*FalcoAttackWarning*Terminal shell in container*"])
+
+
+def test_clean_pack_tags_add_no_item(project: pytest.Pytester) -> None:
+    result = run(project, "--collect-only", "-q")
+    assert "attack_tags" not in result.stdout.str()
