@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import STABLE
+
 from falcorules_ci.cli import main
 
 pytestmark = [pytest.mark.sysdig, pytest.mark.skipif(shutil.which("sysdig") is None, reason="needs sysdig")]
