@@ -23,11 +23,8 @@ from __future__ import annotations
 
 import difflib
 import enum
-import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +35,7 @@ from jsonschema.exceptions import ValidationError
 from falcorules_ci.errors import InputError, Span
 from falcorules_ci.expect.attack import AttackTable, Finding, TechniquePolicy
 from falcorules_ci.rules.model import Priority
+from falcorules_ci.schemas import load_schema, validator
 from falcorules_ci.sources.scenario_yaml import Document
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -146,20 +144,13 @@ class Fixture:
 # -- schema ------------------------------------------------------------------------------------------
 
 
-@cache
 def fixture_schema() -> dict[str, Any]:
-    """The fixture JSON Schema (draft 2020-12)."""
-    text = resources.files("falcorules_ci").joinpath("schemas/fixture.schema.json").read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
+    """The fixture JSON Schema."""
+    return load_schema("fixture")
 
 
-@cache
 def _validator() -> jsonschema.protocols.Validator:
-    schema = fixture_schema()
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema)
+    return validator("fixture")
 
 
 def _where(path: Sequence[str | int]) -> str:

@@ -25,17 +25,15 @@ from it, for fixtures that need what a real API server never writes.
 from __future__ import annotations
 
 import copy
-import json
 import shlex
 from collections.abc import Callable, Mapping, Sequence
-from functools import cache
-from importlib import resources
 from typing import Any, Final
 
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
 from falcorules_ci.errors import InputError, Span
+from falcorules_ci.schemas import load_schema, validator
 from falcorules_ci.sources.k8saudit_events import BASE_TIME_NS, audit_event
 from falcorules_ci.sources.k8saudit_plugin import parse_stage_timestamp
 
@@ -57,20 +55,13 @@ _SHORTHAND_RESOURCES: Final[dict[str, tuple[str, ...]]] = {
 _RBAC: Final = "rbac.authorization.k8s.io"
 
 
-@cache
 def shorthand_schema() -> dict[str, Any]:
-    """The JSON Schema of one shorthand document."""
-    text = resources.files("falcorules_ci").joinpath("schemas/audit_event_shorthand.schema.json").read_text()
-    schema: dict[str, Any] = json.loads(text)
-    return schema
+    """The audit_event_shorthand JSON Schema."""
+    return load_schema("audit_event_shorthand")
 
 
-@cache
 def _validator() -> jsonschema.protocols.Validator:
-    schema = shorthand_schema()
-    validator_class = jsonschema.validators.validator_for(schema)
-    validator_class.check_schema(schema)
-    return validator_class(schema)
+    return validator("audit_event_shorthand")
 
 
 class _Where:

@@ -9,11 +9,8 @@ aliases are followed with a budget so an alias bomb fails fast.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
-from functools import cache
-from importlib import resources
 from typing import Any, NoReturn
 
 import jsonschema
@@ -21,6 +18,7 @@ import yaml
 from jsonschema.exceptions import ValidationError, best_match
 
 from falcorules_ci.errors import InputError, Span
+from falcorules_ci.schemas import load_schema, validator
 
 try:
     _Loader: type = yaml.CSafeLoader
@@ -200,19 +198,13 @@ class Cursor:
         return found
 
 
-@cache
 def scenario_schema() -> dict[str, Any]:
-    text = resources.files("falcorules_ci").joinpath("schemas/scenario.schema.json").read_text()
-    schema: dict[str, Any] = json.loads(text)
-    return schema
+    """The scenario JSON Schema."""
+    return load_schema("scenario")
 
 
-@cache
 def _validator() -> jsonschema.protocols.Validator:
-    schema = scenario_schema()
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema)
+    return validator("scenario")
 
 
 def validate_document(doc: Document) -> None:
