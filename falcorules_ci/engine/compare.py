@@ -226,16 +226,7 @@ def build_test(
         return list_test(op, ftype, values)
     if modifier is not None:
         return modifier_test(op, modifier, ftype, values)
-    if op in SET_OPS:
-        return membership_test(ftype, values)
-    if op == "pmatch":
-        if ftype in EQ_ONLY_TYPES:
-            return membership_test(ftype, values)
-        prefixes = PathPrefixSet(values)
-        return lambda v: v in prefixes
-    if not values:
-        return lambda v: False
-    return scalar_test(op, ftype, values[0])
+    return single_value_test(op, ftype, values)
 
 
 def either_end_test(op: str, ftype: FieldType, values: Sequence[Any], field_name: str) -> Test:
