@@ -117,6 +117,8 @@ def scalar_json(value: Any, ftype: FieldType, print_fmt: str, clean: bool) -> An
     if value is True or value is False:
         return bool(value)
     if isinstance(value, int) and ftype.is_numeric and ftype not in EQ_ONLY_TYPES:
+        if print_fmt == "PF_NA":  # rawval_to_json has no rendering for it
+            return None
         if print_fmt in ("PF_DEC", "PF_ID"):
             bits, signed = _BITS.get(ftype, (64, True))
             value &= (1 << bits) - 1

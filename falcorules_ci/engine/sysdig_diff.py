@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from falcorules_ci.condition.typecheck import field_matches
@@ -92,6 +93,16 @@ class FieldComparison:
 
 # -- which fields ---------------------------------------------------------------------------------
 
+# Label fields take their key in brackets in current libs and the container plugin
+# (``k8s.pod.label[app]``) and after a dot in sysdig 0.29.3 (``k8s.pod.label.app``).
+_DOTTED_KEY_IN_SYSDIG = re.compile(r"^(k8s\.(?:pod|rc|svc|ns|rs|deployment)\.label)\[(.+)\]$")
+
+
+def sysdig_spelling(field: str) -> str:
+    """How sysdig 0.29.3 spells a field written as current Falco spells it."""
+    m = _DOTTED_KEY_IN_SYSDIG.match(field)
+    return f"{m[1]}.{m[2]}" if m else field
+
 
 def comparable_fields(registry: FieldRegistry, rules: Iterable[Rule] = ()) -> tuple[str, ...]:
     """Every syscall field both know and sysdig can print: each registry field that needs no
@@ -146,9 +157,6 @@ class EmbeddedSide:
         self.options = options
         self.fields = tuple(fields)
         self._engines: dict[frozenset[str], EmbeddedEngine] = {}
-        runtime = EmbeddedEngine([], options).runtime(SYSCALL_SOURCE)
-        self._runtime = runtime
-        self._formats = [runtime.formatter.compile("%" + name) for name in self.fields]
 
     def engine(self, without: frozenset[str] = frozenset()) -> EmbeddedEngine:
         found = self._engines.get(without)
@@ -187,22 +195,31 @@ class EmbeddedSide:
                 found[alert.rule].add(alert.event_num)
         return found
 
-    def texts(self, capture: str | os.PathLike[str]) -> EmbeddedTexts:
+    def texts(self, capture: str | os.PathLike[str], only: Collection[int] | None = None) -> EmbeddedTexts:
         """Each event's ``%field`` texts as the embedded engine prints them in an output (every
-        event, enter events included; the state updated first, as for rules)."""
+        event, enter events included; the state updated first, as for rules). With ``only``,
+        just those events (by our evt.num) are formatted, the state still sees every event: the
+        fields that count or time the events formatted (``util.cnt``, ``evt.deltatime``) then
+        see the same events as a formatter that printed only those."""
         from falcorules_ci.sources.scap import read_capture
         from falcorules_ci.state.syscall_state import SyscallState
 
-        formats = self._formats
-        values = self._runtime.values
-        offset = self._runtime.utc_offset
+        # A fresh runtime per capture, as sysdig is a fresh process per capture: util.cnt and
+        # evt.deltatime keep state in their extractors, which must not run on from the last capture.
+        runtime = EmbeddedEngine([], self.options).runtime(SYSCALL_SOURCE)
+        formats = [runtime.formatter.compile("%" + name) for name in self.fields]
+        values = runtime.values
+        offset = runtime.utc_offset
         opened = read_capture(os.fspath(capture))
         state = SyscallState(opened.header)
         out = EmbeddedTexts({}, {})
         event: Event
+        wanted = None if only is None else set(only)
         for event in opened.events():
             out.stored[event.num] = frozenset(event.params)
             state.update(event)
+            if wanted is not None and event.num not in wanted:
+                continue
             values.reset(event, state)
             out.texts[event.num] = tuple(fmt.render(event, values, offset) for fmt in formats)
         return out
@@ -245,10 +262,11 @@ def compare_fields(capture: str | os.PathLike[str], fields: Sequence[str], runne
     path = os.fspath(capture)
     events = events or CaptureEvents(path)
     keys = FIELD_KEYS
-    printed = runner.print_fields(path, [*keys, *fields])
+    printed = runner.print_fields(path, [*keys, *map(sysdig_spelling, fields)])
     if side is None or side.fields != tuple(fields):
         side = EmbeddedSide((), fields, options)
-    ours = side.texts(path)
+    # Format only what sysdig printed (it never shows container events, for one).
+    ours = side.texts(path, {events.ours(n) for n in printed.rows})
     result = FieldComparison(path, tuple(fields), unread_by_sysdig=events.unread_by_sysdig, crashed=printed.crashed)
     for sysdig_num, row in sorted(printed.rows.items()):
         num = events.ours(sysdig_num)
@@ -290,4 +308,5 @@ __all__ = [
     "compare_matches",
     "embedded_field_texts",
     "embedded_matches",
+    "sysdig_spelling",
 ]

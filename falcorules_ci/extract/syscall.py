@@ -30,7 +30,7 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from falcorules_ci.errors import ConditionError
-from falcorules_ci.extract import syscall_container, syscall_evt, syscall_fd, syscall_proc
+from falcorules_ci.extract import syscall_container, syscall_evt, syscall_evt_output, syscall_fd, syscall_proc
 from falcorules_ci.extract.base import EitherEnd, Extractor
 from falcorules_ci.extract.syscall_evt import AroundWindow
 from falcorules_ci.extract.syscall_params import printable
@@ -45,7 +45,12 @@ _FACTORIES: dict[str, Factory] = {
     **syscall_fd.FACTORIES,
     **syscall_container.FACTORIES,
 }
-_OUTPUT_FACTORIES: dict[str, Factory] = {**_FACTORIES, **syscall_proc.OUTPUT_FACTORIES, **syscall_fd.OUTPUT_FACTORIES}
+_OUTPUT_FACTORIES: dict[str, Factory] = {
+    **_FACTORIES,
+    **syscall_evt_output.OUTPUT_FACTORIES,
+    **syscall_proc.OUTPUT_FACTORIES,
+    **syscall_fd.OUTPUT_FACTORIES,
+}
 
 # Numeric fields libsinsp prints in another format than plain decimal.
 _PRINT_FORMATS = {
@@ -55,6 +60,8 @@ _PRINT_FORMATS = {
     "evt.reltime.ns": "PF_10_PADDED_DEC",
     "evt.latency.ns": "PF_10_PADDED_DEC",
     "evt.deltatime.ns": "PF_10_PADDED_DEC",
+    # Declared PF_NA: an unsigned integer with no print format prints <NA> in outputs.
+    "evt.type.is": "PF_NA",
 }
 
 
@@ -128,6 +135,8 @@ def _format_int(value: int, field_type: FieldType, print_fmt: str) -> str:
         return f"{number & 0xFFFFFFFFFFFFFFFF:o}"
     if print_fmt == "PF_10_PADDED_DEC":
         return f"{number:09d}"
+    if print_fmt == "PF_NA" and mask is not None:
+        return "<NA>"  # rawval_to_string has no text for an unsigned value without a format
     return str(number)
 
 

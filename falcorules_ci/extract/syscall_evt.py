@@ -215,9 +215,13 @@ def _evt_args(ev: Event, st: SyscallState) -> Any:
 
 
 def _evt_buffer(ev: Event, st: SyscallState) -> Any:
+    """In a condition: the ``data`` parameter's raw bytes (empty when the parameter is; a dynamic
+    parameter keeps its type byte), None for an event without one."""
     data = ev.params.get("data")
     if data is None:
-        return None
+        layout = _layout(ev)
+        # The reader leaves zero-length parameters out; libsinsp still has the (empty) parameter.
+        return b"" if layout is not None and "data" in layout.index else None
     return bytes(data) if isinstance(data, bytes | bytearray) else str(data).encode("utf-8", "surrogateescape")
 
 
@@ -582,3 +586,4 @@ FACTORIES: dict[str, Factory] = {
     "evt.infra.docker.container.image": _simple(_infra("image")),
     "util.cnt": _counter,
 }
+

@@ -28,6 +28,7 @@ from falcorules_ci.state.fds import (
 )
 from falcorules_ci.state.layouts import layout_of
 from falcorules_ci.state.paths import concatenate_paths
+from falcorules_ci.state.sockets import ZERO_V6
 from falcorules_ci.state.syscall_state import SyscallState
 from falcorules_ci.state.threads import ThreadInfo
 
@@ -210,7 +211,9 @@ def _is_local(fd: FdInfo, t: ThreadInfo, st: SyscallState) -> bool:
         return st.interfaces.is_local_v4(addr)
     if t.container_id:
         return False
-    return st.interfaces.is_local_v6(addr)
+    # An address never set is all zeros in libsinsp's socket info, which shares its first 64 bits
+    # with ::1 (ipv6addr::in_subnet compares only those).
+    return st.interfaces.is_local_v6(addr if addr is not None else ZERO_V6)
 
 
 def _local_first(fd: FdInfo, t: ThreadInfo, st: SyscallState, kind: str) -> bool:
@@ -312,7 +315,7 @@ def _is_server(fd: FdInfo, t: ThreadInfo, ev: Event, st: SyscallState) -> Any:
             return fd.dip is not None and st.containers.any_ip_equals(str(fd.dip))
         return st.interfaces.is_local_v4(fd.dip)
     if fd.fd_type == c.FD_IPV6_SOCK:
-        return not t.container_id and st.interfaces.is_local_v6(fd.dip)
+        return not t.container_id and st.interfaces.is_local_v6(fd.dip if fd.dip is not None else ZERO_V6)
     return False
 
 

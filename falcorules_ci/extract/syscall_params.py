@@ -11,16 +11,18 @@ for buffers, tuples and lists).
 from __future__ import annotations
 
 import time
+from functools import cache
 from typing import Any
 
 from falcorules_ci.extract.syscall_tables import (
+    DYNAMIC_PARAM_TYPES,
     ERRNO_NAMES,
     FLAG_TABLES,
     PARAM_DIRFD,
     PARAM_FLAG_TABLE,
     SIGNAL_NAMES,
 )
-from falcorules_ci.fields.event_table import ParamInfo
+from falcorules_ci.fields.event_table import ParamInfo, event_table
 from falcorules_ci.sources.event import Event, SockAddr, SockTuple
 from falcorules_ci.state import constants as c
 from falcorules_ci.state.layouts import Layout, layout_of
@@ -130,12 +132,25 @@ def _base_dir(layout: Layout, name: str, ev: Event, thread: ThreadInfo) -> str:
 def render(layout: Layout, index: int, ev: Event, st: SyscallState) -> tuple[str, str]:
     """The plain and resolved text of parameter ``index`` of the event's current layout."""
     pinfo: ParamInfo = layout.info.params[index]
-    name = pinfo.name
     ptype = pinfo.type
-    value = ev.params.get(name)
+    value = ev.params.get(pinfo.name)
     if value is None:
         return ("NULL" if ptype in NULL_WHEN_EMPTY else "<NA>"), ""
     thread = st.thread if st.event is ev else st.threads.get(ev.tid)
+    if ptype == "PT_DYN":
+        alternatives = DYNAMIC_PARAM_TYPES.get((layout.name, pinfo.name), ())
+        raw = _raw(value)
+        if not raw or raw[0] >= len(alternatives):
+            return "INVALID DYNAMIC PARAMETER", ""
+        # The value is printed as its own type, with the parameter's print format.
+        ptype = alternatives[raw[0]]
+        value = _decode_dynamic(ptype, raw[1:])
+    return _render_value(layout, pinfo, ptype, value, ev, st, thread)
+
+
+def _render_value(layout: Layout, pinfo: ParamInfo, ptype: str, value: Any, ev: Event, st: SyscallState,
+                  thread: ThreadInfo | None) -> tuple[str, str]:  # fmt: skip
+    name = pinfo.name
     if ptype == "PT_FD":
         return render_fd(_int(value), thread)
     if ptype in _SIGNED:
@@ -211,10 +226,45 @@ def render(layout: Layout, index: int, ev: Event, st: SyscallState) -> tuple[str
         items = as_strings(value)
         return ",".join(f"{a}:{b}" for a, b in zip(items[::2], items[1::2], strict=False)), ""
     if ptype == "PT_SYSCALLID":
-        return str(_int(value) & 0xFFFF), ""
+        return syscall_id_text(_int(value) & 0xFFFF)
     if isinstance(value, int):
         return str(value), ""
     return "(n.a.)", ""
+
+
+def syscall_id_text(ppm_sc: int) -> tuple[str, str]:
+    """A generic event's syscall id: the number, resolved to the syscall's ppm_sc name (libscap's
+    names: "unknown" for 0, nothing for an unnamed code; past the table, no number either)."""
+    names = event_table().syscall_by_code
+    if ppm_sc > _last_syscall_code():
+        return "<unknown syscall>", ""
+    return str(ppm_sc), "unknown" if ppm_sc == 0 else names.get(ppm_sc, "")
+
+
+@cache
+def _last_syscall_code() -> int:
+    return max(event_table().syscall_by_code, default=0)
+
+
+_DYNAMIC_WIDTHS = {"PT_UINT64": (8, False), "PT_RELTIME": (8, False), "PT_UINT32": (4, False), "PT_SIGTYPE": (1, False),
+                   "PT_FD": (8, True), "PT_ERRNO": (8, True), "PT_INT64": (8, True)}  # fmt: skip
+
+
+def _decode_dynamic(ptype: str, data: bytes) -> Any:
+    """A PT_DYN parameter's value (after its index byte) as the reader decodes that type."""
+    width = _DYNAMIC_WIDTHS.get(ptype)
+    if width is not None:
+        size, signed = width
+        return int.from_bytes(data[:size].ljust(size, b"\0"), "little", signed=signed)
+    if ptype == "PT_CHARBUF":
+        return data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    return data
+
+
+def _raw(value: Any) -> bytes:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    return _text(value).encode("utf-8", "surrogateescape")
 
 
 def abstime_text(ns: int) -> str:
@@ -268,7 +318,9 @@ def param_text(ev: Event, st: SyscallState, key: str | int) -> str | None:
 def all_params_text(ev: Event, st: SyscallState) -> str:
     """``evt.args``: every parameter as ``name=value`` (``name=value(resolved)``)."""
     layout = layout_of(ev.code)
-    if layout is None or layout.name == "syscall":
+    # Only the generic exit hides its parameters (they are for internal use); the enter shows
+    # its syscall id and native id.
+    if layout is None or (layout.name == "syscall" and not layout.is_enter):
         return ""
     parts = []
     for index, name in enumerate(layout.params):

@@ -337,6 +337,38 @@ def _exectime(total: bool) -> Factory:
     return factory
 
 
+def _thread_cpu(user: bool, system: bool) -> Factory:
+    """``thread.cpu*``: on a procinfo event, the thread's cpu time (the event's user and/or system
+    ticks) minus what this field saw on the thread's previous procinfo, capped at 100; 0 the
+    first time. libsinsp keeps the last value in a per-filtercheck dynamic field of the thread
+    (sinsp_filtercheck_thread.cpp extract_thread_cpu), so each use of the field counts alone."""
+
+    def factory(arg: str | None) -> Extractor:
+        last: dict[int, tuple[ThreadInfo, int]] = {}
+
+        def extract(ev: Event, st: SyscallState) -> Any:
+            t = st.thread
+            if t is None or ev.name != "procinfo":
+                return None
+            ticks = 0
+            for wanted, key in ((user, "cpu_usr"), (system, "cpu_sys")):
+                value = ev.params.get(key)
+                if wanted and isinstance(value, int):
+                    ticks += value
+            ticks &= 0xFFFFFFFFFFFFFFFF
+            seen = last.get(t.tid)
+            # A thread entry replaced since (same tid, new entry) starts again from nothing.
+            before = seen[1] if seen is not None and seen[0] is t else 0
+            last[t.tid] = (t, ticks)
+            if not before:
+                return 0.0
+            return float(min((ticks - before) & 0xFFFFFFFFFFFFFFFF, 100))
+
+        return extract
+
+    return factory
+
+
 def _user_field(kind: str) -> Factory:
     def getter(t: ThreadInfo, ev: Event, st: SyscallState) -> Any:
         users = st.users
@@ -436,9 +468,9 @@ FACTORIES: dict[str, Factory] = {
     "thread.cgroup": _thread_cgroup,
     "thread.vtid": _F(_not_minus_one(lambda t: t.vtid)),
     "proc.vpid": _F(_not_minus_one(lambda t: t.vpid)),
-    "thread.cpu": _F(lambda t: None),
-    "thread.cpu.user": _F(lambda t: None),
-    "thread.cpu.system": _F(lambda t: None),
+    "thread.cpu": _thread_cpu(True, True),
+    "thread.cpu.user": _thread_cpu(True, False),
+    "thread.cpu.system": _thread_cpu(False, True),
     "thread.nametid": _with_state(lambda t, ev, st: t.comm + str(ev.tid)),
     "proc.is_exe_writable": _F(lambda t: t.exe_writable),
     "proc.is_exe_upper_layer": _F(lambda t: t.exe_upper_layer),

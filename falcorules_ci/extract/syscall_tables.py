@@ -421,6 +421,19 @@ PARAM_DIRFD: dict[str, dict[str, str]] = {
     "PPME_SYSCALL_UNLINKAT_2_X": {"name": "dirfd"},
 }
 
+# PT_DYN parameters: their first byte picks the value's real type from the parameter's table of
+# alternatives (libs driver/dynamic_params_table.c), by event name and parameter name.
+_SOCKOPT_TYPES = ("PT_BYTEBUF", "PT_ERRNO", "PT_UINT32", "PT_UINT64", "PT_RELTIME")
+_KEYCTL_TYPES = ("PT_INT64", "PT_CHARBUF")
+DYNAMIC_PARAM_TYPES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("ptrace", "addr"): ("PT_UINT64", "PT_SIGTYPE"),
+    ("ptrace", "data"): ("PT_UINT64", "PT_SIGTYPE"),
+    ("bpf", "res_or_fd"): ("PT_FD", "PT_ERRNO"),
+    ("setsockopt", "val"): _SOCKOPT_TYPES,
+    ("getsockopt", "val"): _SOCKOPT_TYPES,
+    **{("keyctl", f"arg{n}"): _KEYCTL_TYPES for n in (2, 3, 4, 5)},
+}
+
 ERRNO_NAMES: dict[int, str] = {
     1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 6: "ENXIO", 7: "E2BIG", 8: "ENOEXEC",
     9: "EBADF", 10: "ECHILD", 11: "EAGAIN", 12: "ENOMEM", 13: "EACCES", 14: "EFAULT", 15: "ENOTBLK",

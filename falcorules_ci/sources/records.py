@@ -91,6 +91,11 @@ class ProcessInfo:
     tty: int = 0
     flags: int = 0  # PPM_CL_* clone flags, e.g. PPM_CL_CLONE_THREAD, exe_writable, exe_upper_layer
     fdlimit: int = 0
+    vmsize_kb: int = 0
+    vmrss_kb: int = 0
+    vmswap_kb: int = 0
+    pfmajor: int = 0
+    pfminor: int = 0
     cap_inheritable: int = 0
     cap_permitted: int = 0
     cap_effective: int = 0

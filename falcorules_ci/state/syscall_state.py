@@ -184,6 +184,8 @@ class SyscallState:
             slot = self._enter_slots.pop(event.tid, None)
             if slot is not None:
                 _complete_from_enter(event, slot, layout)
+            if layout.code != layout.current_code:
+                _convert_old_exit(event, layout)
         self._reset(event, layout)
         handler = _HANDLERS.get((layout.name, layout.is_enter))
         if handler is not None:
@@ -389,6 +391,25 @@ def _complete_from_enter(event: Event, enter: Event, layout: Layout) -> None:
             params[target] = value
 
 
+# Old exit parameters the converter copies into a differently typed parameter of the current
+# layout: (current layout, old name) -> (new name, bytes the new type holds).
+_COPIED_FROM_OLD = {("PPME_SYSCALL_BPF_2_X", "res_or_fd"): ("fd", 8)}
+
+
+def _convert_old_exit(event: Event, layout: Layout) -> None:
+    """What libscap's converter does with old parameters whose type changed: it copies their
+    bytes, cut to the new type's size (converter.cpp push_parameter, cap_param_len). The old bpf
+    exit's dynamic ``res_or_fd`` (a type byte, then 8 value bytes) thus becomes an ``fd`` made of
+    the type byte and the value's low 7 bytes."""
+    for (enum, old), (new, size) in _COPIED_FROM_OLD.items():
+        if layout.enum != enum or old not in event.params or new in event.params:
+            continue
+        value = event.params[old]
+        raw = bytes(value) if isinstance(value, bytes | bytearray) else b""
+        if len(raw) >= size:
+            event.params[new] = int.from_bytes(raw[:size], "little", signed=True)
+
+
 def _thread_from_record(proc: ProcessInfo) -> ThreadInfo:
     t = ThreadInfo(proc.tid)
     t.pid, t.ptid, t.sid, t.vpgid, t.pgid = proc.pid, proc.ptid, proc.sid, proc.vpgid, proc.pgid
@@ -406,6 +427,9 @@ def _thread_from_record(proc: ProcessInfo) -> ThreadInfo:
         t.update_cwd(proc.cwd)
     t.flags |= proc.flags | c.CL_ACTIVE
     t.fdlimit = proc.fdlimit
+    # Memory sizes (kB) and page faults of the entry; read once the capture reader keeps them.
+    t.vmsize, t.vmrss, t.vmswap = proc.vmsize_kb, proc.vmrss_kb, proc.vmswap_kb
+    t.pfmajor, t.pfminor = proc.pfmajor, proc.pfminor
     t.cap_permitted, t.cap_effective = proc.cap_permitted, proc.cap_effective
     t.cap_inheritable = proc.cap_inheritable
     t.exe_ino, t.exe_ino_ctime, t.exe_ino_mtime = proc.exe_ino, proc.exe_ino_ctime, proc.exe_ino_mtime

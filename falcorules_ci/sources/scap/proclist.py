@@ -68,9 +68,10 @@ def _read_thread(cur: Cursor, version: int) -> ProcessInfo:
     vtid = vpid = -1
     cgroups: tuple[str, ...] = ()
     root = "/"
+    vmsize_kb = vmrss_kb = vmswap_kb = pfmajor = pfminor = 0
     if version >= 2:
-        cur.u32(), cur.u32(), cur.u32()  # vmsize_kb, vmrss_kb, vmswap_kb: not kept
-        cur.u64(), cur.u64()  # pfmajor, pfminor: not kept
+        vmsize_kb, vmrss_kb, vmswap_kb = cur.u32(), cur.u32(), cur.u32()
+        pfmajor, pfminor = cur.u64(), cur.u64()
         if version >= 3:
             env = nul_list(cur.sized(MAX_ARGS, "env"))
         if version >= 4:
@@ -113,6 +114,7 @@ def _read_thread(cur: Cursor, version: int) -> ProcessInfo:
         exe_writable=bool(tail.get("exe_writable", 0)), exe_upper_layer=bool(tail.get("exe_upper_layer", 0)),
         exe_lower_layer=bool(tail.get("exe_lower_layer", 0)),
         exe_from_memfd=bool(tail.get("exe_from_memfd", 0)),
+        vmsize_kb=vmsize_kb, vmrss_kb=vmrss_kb, vmswap_kb=vmswap_kb, pfmajor=pfmajor, pfminor=pfminor,
     )  # fmt: skip
 
 
