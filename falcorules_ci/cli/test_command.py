@@ -183,7 +183,8 @@ class ResultCollector:
         properties = dict(report.user_properties)
         fired = getattr(report, "falco_rules_fired", None)
         is_fixture = fired is not None or "ioa" in properties or path.endswith((".yaml", ".yml"))
-        if not is_fixture or name.startswith("require_tests["):
+        # Pack-level items (a rules file's ATT&CK tags, the coverage gate) are not fixtures.
+        if not is_fixture or name.startswith("require_tests[") or name == "attack_tags":
             self.other[report.nodeid] = outcome
             return
         result = self.fixtures.setdefault(path, FixtureResult(path))
