@@ -107,21 +107,11 @@ class _Bracket:
                     c = at(p)
                     p += 1
             elif c == _OPEN and at(p) == _DOT:
-                startp = p
-                length = 0
-                while True:
-                    p += 1
-                    c = at(p)
-                    if c == _DOT and at(p + 1) == _CLOSE:
-                        p += 2
-                        break
-                    if c == 0:
-                        return _FAIL, -1
-                    length += 1
-                is_range = at(p) == _DASH and at(p + 1) != 0
-                if length != 1:
+                collated = self.collating_symbol(p)
+                if collated is None:
                     return _FAIL, -1
-                symbol = self.pat[startp + 1]
+                symbol, p = collated
+                is_range = at(p) == _DASH and at(p + 1) != 0
                 if not is_range and n == symbol:
                     return self.matched(p, negate)
                 outcome = self.range_from(symbol, p, fn)
@@ -168,20 +158,10 @@ class _Bracket:
         p += 1
         if cend == _OPEN and at(p) == _DOT:
             # The range ends with a collating symbol: one byte, taken as written.
-            startp = p
-            length = 0
-            while True:
-                p += 1
-                c = at(p)
-                if c == _DOT and at(p + 1) == _CLOSE:
-                    p += 2
-                    break
-                if c == 0:
-                    return _FAIL, -1
-                length += 1
-            if length != 1:
+            collated = self.collating_symbol(p)
+            if collated is None:
                 return _FAIL, -1
-            cend = self.pat[startp + 1]
+            cend, p = collated
         else:
             if cend == _BACKSLASH:
                 cend = at(p)
@@ -192,6 +172,25 @@ class _Bracket:
         if cold <= fn <= cend:
             return _MATCH, p
         return _NO, p
+
+    def collating_symbol(self, p: int) -> tuple[int, int] | None:
+        """``[.x.]`` starting at the ``.`` at ``p``: (its one byte, index after it), or None when it
+        is unterminated or not exactly one byte long (fnmatch then fails the whole match)."""
+        at = self.at
+        start = p
+        length = 0
+        while True:
+            p += 1
+            c = at(p)
+            if c == _DOT and at(p + 1) == _CLOSE:
+                p += 2
+                break
+            if c == 0:
+                return None
+            length += 1
+        if length != 1:
+            return None
+        return self.pat[start + 1], p
 
     def matched(self, p: int, negate: bool) -> tuple[str, int]:
         """Skip the rest of a bracket that already matched, as glibc does. Since glibc 2.36
