@@ -213,11 +213,14 @@ def _is_audit_value(value: Any) -> bool:
 
 
 def _yaml_looks_like_audit(text: str) -> bool:
-    loader = _AuditYamlLoader(text)
+    try:
+        loader = _AuditYamlLoader(text)
+    except (UnicodeError, ValueError):  # not text at all (binary, invalid UTF-8)
+        return False
     try:
         node = loader.get_node() if loader.check_node() else None
         value = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError:
+    except (yaml.YAMLError, UnicodeError, ValueError, RecursionError):
         return False
     finally:
         loader.dispose()
