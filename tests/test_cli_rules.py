@@ -47,6 +47,7 @@ def test_lint_json_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 def test_lint_usage_errors_exit_two(tmp_path: Path) -> None:
     assert main(["lint", str(tmp_path / "missing.yaml")]) == 2
+    assert main(["lint", str(tmp_path)]) == 2  # a folder without rules files
     assert main(["lint"]) == 2
     assert main(["lint", "--plugin", "nonsense", str(STABLE)]) == 2
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from falcorules_ci import LoadMessage, Ruleset, load_ruleset
+from falcorules_ci import LoadMessage, Ruleset, expand_paths, load_ruleset
 from falcorules_ci.cli.options import build_load_options, load_options
 
 
@@ -24,6 +24,8 @@ def _check_paths(rules: tuple[str, ...]) -> None:
     for r in rules:
         if not Path(r).exists():
             raise click.BadParameter(f"no such file or directory: {r}", param_hint="RULES")
+        if Path(r).is_dir() and not expand_paths([r]):
+            raise click.BadParameter(f"no *.yaml or *.yml rules files in folder {r}", param_hint="RULES")
 
 
 @click.command("lint")
