@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from falcorules_ci import FalcoRulesError, LoadMessage, load_ruleset
+from falcorules_ci import FalcoRulesError, LoadMessage, expand_paths, load_ruleset
 from falcorules_ci.cli.options import build_load_options, load_options
 from falcorules_ci.engine import EngineOptions, replay
 
@@ -118,6 +118,8 @@ def replay_command(inputs: tuple[str, ...], rules: tuple[str, ...], enabled_tags
     for path in rules:
         if not Path(path).exists():
             raise click.BadParameter(f"no such file or directory: {path}", param_hint="-r")
+        if Path(path).is_dir() and not expand_paths([path]):
+            raise click.BadParameter(f"no *.yaml or *.yml rules files in folder {path}", param_hint="-r")
     pairs = [_split_setting(item) for item in settings]
     try:
         options = engine_options(pairs, enabled_tags=enabled_tags, disabled_tags=disabled_tags,
