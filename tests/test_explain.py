@@ -315,7 +315,7 @@ def test_plugin_failures_carry_the_explanation(pytester: pytest.Pytester) -> Non
     (pytester.path / "rules.yaml").write_text(textwrap.dedent(RULES).lstrip())
     (pytester.path / "fixtures").mkdir()
     (pytester.path / "fixtures" / "web.yaml").write_text(FAILING.lstrip())
-    result = pytester.runpytest("-p", "falcorules_ci.pytest_plugin", "-p", "no:cacheprovider", "--falco-rules",
+    result = pytester.runpytest("-p", "falcorules_ci.pytest_plugin", "-p", "no:cacheprovider", "-p", "no:benchmark", "--falco-rules",
                                 "rules.yaml")  # fmt: skip
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines([
