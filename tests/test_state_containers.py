@@ -76,6 +76,23 @@ def test_threads_get_container_and_metadata_from_the_header() -> None:
     assert r.state.container_of(r.state.threads.get(1)) is HOST
 
 
+def test_header_containers_keep_their_pod_sandbox_facts() -> None:
+    import dataclasses
+
+    from falcorules_ci.state.containers import record_from_info
+
+    info = ContainerInfo(id="abc123def456", name="app", pod_sandbox_id="0123456789ab",
+                         pod_sandbox_labels={"app": "web"}, cni_json='{"ip":"10.0.0.7"}')  # fmt: skip
+    record = record_from_info(info)
+    assert (record.pod_sandbox_id, record.pod_sandbox_labels, record.cni_json) == (
+        "0123456789ab", {"app": "web"}, '{"ip":"10.0.0.7"}')
+    # every fact the header can carry reaches the state's record (runtime is called type there)
+    carried = {f.name for f in dataclasses.fields(info)} - {"runtime", "created_ts", "is_pod_sandbox"}
+    assert carried <= {f.name for f in dataclasses.fields(record)}
+    for name in carried:
+        assert getattr(record, name) == getattr(info, name), name
+
+
 def test_container_json_event_adds_metadata_and_is_the_event_container() -> None:
     r = Replay(header(process(400, "sh", cgroups=(f"cpu=/docker/{DOCKER_ID}",))))
     cid = DOCKER_ID[:12]

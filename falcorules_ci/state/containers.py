@@ -94,7 +94,8 @@ def record_from_info(info: ContainerInfo) -> ContainerRecord:
         image_tag=info.image_tag, image_digest=info.image_digest, type=info.runtime,
         privileged=info.privileged, mounts=tuple(info.mounts), labels=dict(info.labels),
         user=info.user, ip=info.ip, host_pid=info.host_pid, host_network=info.host_network,
-        host_ipc=info.host_ipc,
+        host_ipc=info.host_ipc, cni_json=info.cni_json, pod_sandbox_id=info.pod_sandbox_id,
+        pod_sandbox_labels=dict(info.pod_sandbox_labels),
     )  # fmt: skip
 
 
