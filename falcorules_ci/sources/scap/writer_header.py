@@ -36,6 +36,16 @@ from falcorules_ci.sources.records import (
     UserInfo,
 )
 from falcorules_ci.sources.scap import blocks as b
+from falcorules_ci.sources.scap.proclist import (
+    FD_FILE_V2,
+    FD_IPV4_SERVSOCK,
+    FD_IPV4_SOCK,
+    FD_IPV6_SERVSOCK,
+    FD_IPV6_SOCK,
+    FD_UNIX_SOCK,
+    FD_UNKNOWN,
+    FD_UNSUPPORTED,
+)
 from falcorules_ci.sources.scap.writer_params import frame_block
 
 Note = Callable[[str], None]
@@ -59,15 +69,7 @@ _U32: Final = struct.Struct("<I").pack
 _MASK32: Final = 0xFFFFFFFF
 _MASK64: Final = (1 << 64) - 1
 
-# scap_fd_type numbers; sysdig 0.29.3's reader refuses any type above FD_FILE_V2
-FD_UNKNOWN: Final = 0
-FD_IPV4_SOCK: Final = 3
-FD_IPV6_SOCK: Final = 4
-FD_IPV4_SERVSOCK: Final = 5
-FD_IPV6_SERVSOCK: Final = 6
-FD_UNIX_SOCK: Final = 8
-FD_UNSUPPORTED: Final = 10
-FD_FILE_V2: Final = 16
+# scap_fd_type numbers are the reader's; sysdig 0.29.3's reader refuses any type above FD_FILE_V2
 FD_MEMFD: Final = 20
 FD_NEWEST_FOR_SYSDIG: Final = FD_FILE_V2
 
