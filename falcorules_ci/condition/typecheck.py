@@ -12,6 +12,7 @@ the compiler's own hints (``LOAD_COMPILE_CONDITION``, at the right-hand side's i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -191,15 +192,24 @@ def field_matches(typed: TypedNode | TypedOperand) -> set[FieldMatch]:
             stack.append(item.left)
             if item.right is not None:
                 stack.append(item.right)
-        elif isinstance(item, TypedField):
-            found.add(item.match)
-        elif isinstance(item, TypedTransform):
-            stack.append(item.operand)
-        elif isinstance(item, TypedMultiTransform):
-            stack.extend(item.args)
-        elif isinstance(item, TypedConstList):
-            stack.extend(item.items)
+        else:
+            found.update(f.match for f in plain_fields(item))
     return found
+
+
+def plain_fields(typed: TypedNode | TypedOperand | None) -> Iterator[TypedField]:
+    """The plain fields of an operand (an output token, a check's side), transformer arguments
+    included, in the order they are written."""
+    if isinstance(typed, TypedField):
+        yield typed
+    elif isinstance(typed, TypedTransform):
+        yield from plain_fields(typed.operand)
+    elif isinstance(typed, TypedMultiTransform):
+        for arg in typed.args:
+            yield from plain_fields(arg)
+    elif isinstance(typed, TypedConstList):
+        for item in typed.items:
+            yield from plain_fields(item)
 
 
 # -- the compiler ------------------------------------------------------------------------------

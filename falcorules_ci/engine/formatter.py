@@ -11,17 +11,16 @@ null. The event time fields print in the engine's time zone and are the timestam
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
 from falcorules_ci.condition.output import OutputFormat, as_libsinsp_string, parse_output
 from falcorules_ci.condition.typecheck import (
-    TypedConstList,
     TypedField,
-    TypedMultiTransform,
     TypedOperand,
     TypedTransform,
+    plain_fields,
 )
 from falcorules_ci.engine.compare import EQ_ONLY_TYPES
 from falcorules_ci.engine.matching import from_bytes, sanitize, to_bytes
@@ -196,19 +195,6 @@ class CompiledFormat:
         return result
 
 
-def _plain_fields(typed: TypedOperand) -> Iterable[TypedField]:
-    if isinstance(typed, TypedField):
-        yield typed
-    elif isinstance(typed, TypedTransform):
-        yield from _plain_fields(typed.operand)
-    elif isinstance(typed, TypedMultiTransform):
-        for arg in typed.args:
-            yield from _plain_fields(arg)
-    elif isinstance(typed, TypedConstList):
-        for item in typed.items:
-            yield from _plain_fields(item)
-
-
 def _base_field(typed: TypedOperand) -> TypedField | None:
     while isinstance(typed, TypedTransform):
         typed = typed.operand
@@ -262,7 +248,7 @@ class Formatter:
             parts.append(self._value(segment.typed, segment.name, segment.width))
             if segment.typed is None:
                 continue
-            for typed_field in _plain_fields(segment.typed):
+            for typed_field in plain_fields(segment.typed):
                 key = as_libsinsp_string(typed_field.node)
                 if key not in json_fields:
                     json_fields[key] = self._value(typed_field, key)

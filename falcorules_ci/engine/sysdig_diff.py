@@ -24,11 +24,11 @@ import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from falcorules_ci.condition.typecheck import field_matches
+from falcorules_ci.condition.typecheck import field_matches, plain_fields
 from falcorules_ci.engine.core import EmbeddedEngine, EngineError
 from falcorules_ci.engine.options import EngineOptions
 from falcorules_ci.engine.sysdig_events import CaptureEvents
-from falcorules_ci.engine.sysdig_filters import plain_fields, printable_by_sysdig
+from falcorules_ci.engine.sysdig_filters import printable_by_sysdig
 from falcorules_ci.engine.sysdig_runner import SysdigError, SysdigRunner
 from falcorules_ci.errors import Span
 from falcorules_ci.fields.registry import FieldMatch, FieldRegistry

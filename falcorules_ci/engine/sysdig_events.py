@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from falcorules_ci.condition.output import as_libsinsp_string, parse_output
+from falcorules_ci.condition.typecheck import plain_fields
 from falcorules_ci.engine.formatter import TIME_FIELDS, fit_width
 from falcorules_ci.engine.operands import field_type
-from falcorules_ci.engine.sysdig_filters import plain_fields, printable_by_sysdig
+from falcorules_ci.engine.sysdig_filters import printable_by_sysdig
 from falcorules_ci.engine.sysdig_runner import SysdigError
 from falcorules_ci.engine.timefmt import time_field_text
 from falcorules_ci.errors import Span

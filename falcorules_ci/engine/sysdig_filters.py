@@ -14,18 +14,14 @@ argument-less ancestor field its formatter misreads) is rendered as ``<NA>`` in 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from falcorules_ci.condition.output import as_libsinsp_string, parse_output
 from falcorules_ci.condition.printer import to_sysdig_filter
 from falcorules_ci.condition.typecheck import (
-    TypedConstList,
-    TypedField,
-    TypedMultiTransform,
-    TypedOperand,
-    TypedTransform,
     field_matches,
+    plain_fields,
 )
 from falcorules_ci.engine.formatter import TIME_FIELDS
 from falcorules_ci.engine.sysdig_runner import FILTER_ONLY_FIELDS, MISPRINTED_FIELDS
@@ -107,20 +103,6 @@ def _output_fields(rule: Rule, registry: FieldRegistry) -> tuple[OutputField, ..
     return tuple(found.values())
 
 
-def plain_fields(typed: TypedOperand | None) -> Iterator[TypedField]:
-    """The plain fields of an output token, including those inside transformers."""
-    if isinstance(typed, TypedField):
-        yield typed
-    elif isinstance(typed, TypedTransform):
-        yield from plain_fields(typed.operand)
-    elif isinstance(typed, TypedMultiTransform):
-        for arg in typed.args:
-            yield from plain_fields(arg)
-    elif isinstance(typed, TypedConstList):
-        for item in typed.items:
-            yield from plain_fields(item)
-
-
 def plan_rule(rule: Rule, registry: FieldRegistry) -> RulePlan:
     """The filter of one rule for sysdig 0.29.3, or the reason it has none."""
     if rule.source != SYSCALL_SOURCE:
@@ -146,4 +128,4 @@ def plan_rules(rules: Iterable[Rule], registry: FieldRegistry) -> list[RulePlan]
     return [plan_rule(rule, registry) for rule in rules]
 
 
-__all__ = ["DNS_FIELDS", "OutputField", "RulePlan", "plain_fields", "plan_rule", "plan_rules", "printable_by_sysdig", "unknown_fields"]
+__all__ = ["DNS_FIELDS", "OutputField", "RulePlan", "plan_rule", "plan_rules", "printable_by_sysdig", "unknown_fields"]
